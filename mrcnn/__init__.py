@@ -1,0 +1,7 @@
+"""Mask R-CNN for TensorFlow 2.21 / Keras 3 with Matterport's API and layer names."""
+
+import os
+
+# TensorFlow's C++ warnings (grappler cost estimates for crop_and_resize,
+# CUDA probing) drown the training log; set TF_CPP_MIN_LOG_LEVEL to see them.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

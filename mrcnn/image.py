@@ -1,0 +1,226 @@
+"""Image utilities: resizing and padding, masks, image meta, molding.
+
+Everything here works on numpy arrays, except `parse_image_meta_graph`,
+which slices tensors inside the model.
+
+Resize modes (Config.IMAGE_RESIZE_MODE), as in Matterport:
+
+- "none":   the image is returned unchanged.
+- "square": scaled up so its shorter side is at least `min_dim` (and by at
+            least `min_scale`), but so that its longer side is at most
+            `max_dim`, then zero-padded to `max_dim` x `max_dim`, centred.
+- "pad64":  scaled up as in "square" (no `max_dim` limit), then zero-padded
+            so each side is a multiple of 64, centred.
+- "crop":   scaled up as in "pad64", then a random `min_dim` x `min_dim`
+            crop is taken (training only).
+
+Image meta layout (one float32 row per image, length 12 + NUM_CLASSES):
+image_id (1), original image shape (3), molded image shape (3), window
+(4: y1, x1, y2, x2 of the image inside the molded one, in molded pixels),
+scale (1), active class ids (NUM_CLASSES: 1 for the classes of the image's
+dataset source).
+"""
+
+import numpy as np
+import skimage.transform
+
+from mrcnn.config import RESIZE_MODES
+
+
+# ------------------------------------------------------------------ resizing
+def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square",
+                 rng=None):
+    """Resize and pad (or crop) an image, keeping its aspect ratio and dtype.
+
+    image: [H, W, C]. min_dim, max_dim, min_scale: None or 0 for unset.
+    rng: np.random.Generator for the "crop" mode (default: a fresh one).
+
+    Returns:
+        image: [h, w, C] resized image, same dtype.
+        window: (y1, x1, y2, x2) of the image content inside the result.
+        scale: the factor applied to the image before padding / cropping.
+        padding: [(top, bottom), (left, right), (0, 0)] zero padding added.
+        crop: (y, x, h, w) of the crop taken, or None.
+    """
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"unknown resize mode {mode!r}; expected one of {RESIZE_MODES}")
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"expected an image of shape [H, W, C], got shape {list(image.shape)}")
+    for name, value in (("min_dim", min_dim), ("max_dim", max_dim), ("min_scale", min_scale)):
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must not be negative, got {value}")
+    h, w = image.shape[:2]
+    padding = [(0, 0), (0, 0), (0, 0)]
+    if mode == "none":
+        return image, (0, 0, h, w), 1.0, padding, None
+    if mode == "square" and not max_dim:
+        raise ValueError("resize mode 'square' needs max_dim")
+    if mode == "pad64" and min_dim and min_dim % 64:
+        raise ValueError(f"resize mode 'pad64' needs min_dim divisible by 64, got {min_dim}")
+    if mode == "crop" and not min_dim:
+        raise ValueError("resize mode 'crop' needs min_dim")
+
+    scale = max(1.0, min_dim / min(h, w)) if min_dim else 1.0
+    if min_scale and scale < min_scale:
+        scale = float(min_scale)
+    if mode == "square" and round(max(h, w) * scale) > max_dim:
+        scale = max_dim / max(h, w)
+    if scale != 1:
+        image = _resize(image, _scaled_size(h, w, scale))
+    h, w = image.shape[:2]
+
+    if mode == "crop":
+        rng = np.random.default_rng() if rng is None else rng
+        y = int(rng.integers(0, h - min_dim + 1))
+        x = int(rng.integers(0, w - min_dim + 1))
+        crop = (y, x, min_dim, min_dim)
+        return image[y:y + min_dim, x:x + min_dim], (0, 0, min_dim, min_dim), scale, padding, crop
+
+    if mode == "square":
+        out_h, out_w = max_dim, max_dim
+    else:  # pad64
+        out_h, out_w = -(-h // 64) * 64, -(-w // 64) * 64
+    top, left = (out_h - h) // 2, (out_w - w) // 2
+    padding = [(top, out_h - h - top), (left, out_w - w - left), (0, 0)]
+    image = np.pad(image, padding)
+    return image, (top, left, top + h, left + w), scale, padding, None
+
+
+def resize_mask(mask, scale, padding, crop=None):
+    """Resize, then pad or crop, masks with the geometry of resize_image().
+
+    mask: [H, W, N] bool. scale, padding, crop: as returned by resize_image().
+    Nearest-neighbour sampling at the same pixel centres as the image resize,
+    so a mask stays aligned with the image. Returns [h, w, N] bool.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    h, w = mask.shape[:2]
+    if scale != 1:
+        new_h, new_w = _scaled_size(h, w, scale)
+        rows = _nearest_indices(h, new_h)
+        cols = _nearest_indices(w, new_w)
+        mask = mask[rows[:, None], cols]
+    if crop is not None:
+        y, x, ch, cw = crop
+        return mask[y:y + ch, x:x + cw]
+    return np.pad(mask, padding)
+
+
+def _scaled_size(h, w, scale):
+    """(round(h * scale), round(w * scale)), at least 1 pixel each."""
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def _resize(image, size):
+    """Bilinear resize of [H, W, C] to `size` (h, w), keeping value range and dtype."""
+    out = skimage.transform.resize(image, size, order=1, mode="constant", cval=0,
+                                   clip=True, preserve_range=True, anti_aliasing=False)
+    if np.issubdtype(image.dtype, np.integer):
+        out = np.rint(out)
+    return out.astype(image.dtype)
+
+
+def _nearest_indices(n_in, n_out):
+    """[n_out] source index of each output pixel, matching pixel centres."""
+    centres = (np.arange(n_out) + 0.5) * (n_in / n_out)
+    return np.minimum(np.floor(centres).astype(np.int64), n_in - 1)
+
+
+# --------------------------------------------------------------- image meta
+def compose_image_meta(image_id, original_image_shape, image_shape, window, scale,
+                       active_class_ids):
+    """Pack an image's attributes into one float32 row [12 + NUM_CLASSES].
+
+    original_image_shape, image_shape: (H, W, C) before / after molding.
+    window: (y1, x1, y2, x2) in molded pixels. active_class_ids: [NUM_CLASSES].
+    """
+    return np.concatenate([
+        [image_id],
+        np.asarray(original_image_shape).ravel(),
+        np.asarray(image_shape).ravel(),
+        np.asarray(window).ravel(),
+        [scale],
+        np.asarray(active_class_ids).ravel(),
+    ]).astype(np.float32)
+
+
+def parse_image_meta(meta):
+    """Unpack image meta rows.
+
+    meta: [B, 12 + NUM_CLASSES] (or one row [12 + NUM_CLASSES]).
+    Returns a dict of arrays with the leading batch shape: image_id [B] int32,
+    original_image_shape [B, 3] int32, image_shape [B, 3] int32,
+    window [B, 4] int32, scale [B] float32, active_class_ids [B, NUM_CLASSES] int32.
+    """
+    meta = np.asarray(meta)
+    parts = _split_meta(meta)
+    return {key: value.astype(np.float32 if key == "scale" else np.int32)
+            for key, value in parts.items()}
+
+
+def parse_image_meta_graph(meta):
+    """parse_image_meta() for tensors, inside the model: same keys, no casts.
+
+    meta: [B, 12 + NUM_CLASSES] float32 tensor. Returns a dict of float32
+    tensors: image_id [B], original_image_shape [B, 3], image_shape [B, 3],
+    window [B, 4], scale [B], active_class_ids [B, NUM_CLASSES].
+    """
+    return _split_meta(meta)
+
+
+def _split_meta(meta):
+    """Slice the meta fields along the last axis (numpy arrays or tensors)."""
+    return {
+        "image_id": meta[..., 0],
+        "original_image_shape": meta[..., 1:4],
+        "image_shape": meta[..., 4:7],
+        "window": meta[..., 7:11],
+        "scale": meta[..., 11],
+        "active_class_ids": meta[..., 12:],
+    }
+
+
+# ----------------------------------------------------------------- molding
+def mold_image(images, mean_pixel):
+    """Network input from images: float32, mean pixel subtracted.
+
+    images: [..., C] uint8 or float. mean_pixel: [C] (Config.MEAN_PIXEL).
+    """
+    return np.asarray(images, dtype=np.float32) - np.asarray(mean_pixel, dtype=np.float32)
+
+
+def unmold_image(normalized_images, mean_pixel):
+    """Inverse of mold_image(): add the mean pixel back, round, clip to uint8."""
+    images = np.asarray(normalized_images, dtype=np.float32) + np.asarray(mean_pixel, np.float32)
+    return np.clip(np.rint(images), 0, 255).astype(np.uint8)
+
+
+# -------------------------------------------------------------- validation
+def validate_image(image):
+    """Check an image given to detect(); return it unchanged.
+
+    Expected: a numpy array [H, W, 3], dtype uint8, or a float dtype with
+    values in [0, 255]. Raises ValueError saying what was given otherwise.
+    """
+    expected = "expected an RGB image as a uint8 array of shape [H, W, 3]"
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"{expected}, got {type(image).__name__}")
+    given = f"{image.dtype} {list(image.shape)}"
+    if image.ndim != 3 or image.shape[2] != 3 or image.size == 0:
+        hint = ""
+        if image.ndim == 2:
+            hint = " (a gray image: convert it with np.stack([image] * 3, axis=-1))"
+        elif image.ndim == 3 and image.shape[2] == 4:
+            hint = " (RGBA: drop the alpha channel with image[..., :3])"
+        raise ValueError(f"{expected}, got {given}{hint}")
+    if image.dtype == np.uint8:
+        return image
+    if not np.issubdtype(image.dtype, np.floating):
+        raise ValueError(f"{expected} (or float in [0, 255]), got {given}")
+    low, high = image.min(), image.max()
+    if not (low >= 0 and high <= 255):  # also catches NaN
+        raise ValueError(
+            f"{expected} (or float in [0, 255]), got {given} with values in [{low}, {high}]"
+        )
+    return image

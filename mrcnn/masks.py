@@ -1,0 +1,112 @@
+"""Instance masks: boxes from masks, mini-masks, and pasting masks back.
+
+Shape shorthand:
+    H, W: image height and width; N: instances
+    masks: [H, W, N] bool, Matterport's layout for full-size masks
+    mini: [N, h, w] masks resampled inside their boxes (56 x 56 mini-masks,
+        28 x 28 head outputs); instances first, as `crop_and_resize` wants
+    boxes: [N, (y1, x1, y2, x2)] in pixels, (y2, x2) exclusive
+
+Resampling is done with `tf.image.crop_and_resize` given boxes that place
+output pixel centres at the centres of the matching source pixels (the
+half-pixel convention of an ordinary image resize), so a mini-mask pasted
+back lands on the pixels it came from.
+"""
+
+import tensorflow as tf
+
+
+def boxes_from_masks(masks):
+    """Tight box around each mask; all-zero box for an empty mask.
+
+    masks: [H, W, N] bool -> int32 [N, 4]
+    """
+    masks = tf.cast(masks, tf.bool)
+    rows = tf.reduce_any(masks, axis=1)  # [H, N]
+    cols = tf.reduce_any(masks, axis=0)  # [W, N]
+
+    def first_last(hits):  # [S, N] -> ([N], [N]) first index and last + 1
+        size = tf.shape(hits)[0]
+        idx = tf.range(size)[:, None]
+        first = tf.reduce_min(tf.where(hits, idx, size), axis=0)
+        last = tf.reduce_max(tf.where(hits, idx + 1, 0), axis=0)
+        return first, last
+
+    y1, y2 = first_last(rows)
+    x1, x2 = first_last(cols)
+    boxes = tf.stack([y1, x1, y2, x2], axis=-1)
+    nonempty = tf.reduce_any(rows, axis=0)[:, None]
+    return tf.where(nonempty, boxes, 0)
+
+
+def resample_boxes(regions, source_size, out_size):
+    """`crop_and_resize` boxes that resample `regions` of a source grid.
+
+    regions: [N, 4] float, in pixel-edge coordinates of a source of
+    `source_size` (h, w); the region is resampled to `out_size` (h, w) with
+    output pixel i centred at region start + (i + 0.5) * region size / out.
+    Returns [N, 4] boxes in crop_and_resize's normalised coordinates.
+    """
+    regions = tf.cast(regions, tf.float32)
+    sh, sw = tf.unstack(tf.cast(source_size, tf.float32))
+    oh, ow = tf.unstack(tf.cast(out_size, tf.float32))
+    y1, x1, y2, x2 = tf.unstack(regions, axis=-1)
+    dy = (y2 - y1) / oh
+    dx = (x2 - x1) / ow
+    first_y = y1 + 0.5 * dy - 0.5
+    first_x = x1 + 0.5 * dx - 0.5
+    last_y = first_y + (oh - 1.0) * dy
+    last_x = first_x + (ow - 1.0) * dx
+    # crop_and_resize divides by (size - 1); a 1-pixel source has one sample.
+    ny = tf.maximum(sh - 1.0, 1.0)
+    nx = tf.maximum(sw - 1.0, 1.0)
+    return tf.stack([first_y / ny, first_x / nx, last_y / ny, last_x / nx], axis=-1)
+
+
+def mini_masks(masks, boxes, shape):
+    """Resample each mask inside its box to `shape` (Matterport's mini-mask).
+
+    masks: [H, W, N] bool, boxes: [N, 4] pixels -> [N, shape[0], shape[1]] bool
+    """
+    masks = tf.cast(masks, tf.float32)
+    hw = tf.shape(masks)[:2]
+    image = tf.transpose(masks, [2, 0, 1])[..., None]  # [N, H, W, 1]
+    n = tf.shape(boxes)[0]
+    crops = tf.image.crop_and_resize(
+        image, resample_boxes(boxes, hw, shape), tf.range(n), shape
+    )
+    return crops[..., 0] >= 0.5
+
+
+def paste_masks(mini, boxes, image_shape, threshold=0.5, chunk=32):
+    """Paste masks given inside their boxes onto full images.
+
+    mini: [N, h, w] float (probabilities) or bool, boxes: [N, 4] pixels (float
+    allowed), image_shape: (H, W) -> [H, W, N] bool. Work is done in chunks of
+    `chunk` instances to bound memory for large images.
+    """
+    mini = tf.cast(mini, tf.float32)
+    boxes = tf.cast(boxes, tf.float32)
+    height, width = image_shape[0], image_shape[1]
+    mh, mw = tf.shape(mini)[1], tf.shape(mini)[2]
+    y1, x1, y2, x2 = tf.unstack(boxes, axis=-1)
+    bh = tf.maximum(y2 - y1, 1e-6) / tf.cast(mh, tf.float32)
+    bw = tf.maximum(x2 - x1, 1e-6) / tf.cast(mw, tf.float32)
+    # The whole image, in pixel-edge coordinates of each mini-mask.
+    regions = tf.stack([-y1 / bh, -x1 / bw, (height - y1) / bh, (width - x1) / bw], axis=-1)
+    crop_boxes = resample_boxes(regions, (mh, mw), (height, width))
+    n = int(mini.shape[0]) if mini.shape[0] is not None else None
+    if n == 0:
+        return tf.zeros([height, width, 0], tf.bool)
+    parts = []
+    for start in range(0, n, chunk):  # a few chunks, never one per instance
+        stop = min(start + chunk, n)
+        pasted = tf.image.crop_and_resize(
+            mini[start:stop, :, :, None],
+            crop_boxes[start:stop],
+            tf.range(stop - start),
+            (height, width),
+            extrapolation_value=0.0,
+        )
+        parts.append(pasted[..., 0] >= threshold)
+    return tf.transpose(tf.concat(parts, axis=0), [1, 2, 0])

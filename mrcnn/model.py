@@ -1,0 +1,563 @@
+"""Mask R-CNN: the Keras model, and Matterport's `MaskRCNN` user API.
+
+Shape shorthand:
+    B: images per batch; H, W: molded image size (multiples of 64)
+    A: anchors; R: proposals per image; T: TRAIN_ROIS_PER_IMAGE
+    D: DETECTION_MAX_INSTANCES; C: NUM_CLASSES (background included)
+    boxes inside the model are normalised (y1, x1, y2, x2), see box_ops
+
+`MaskRCNNModel` only assembles the parts (backbone.py, heads.py,
+proposals.py, targets.py, roi_align.py, detection.py, losses.py) and holds
+the custom `train_step`. `build_model(config, mode)` turns a Config into its
+explicit arguments. `MaskRCNN` wraps it with the API of Matterport's
+`mrcnn.model.MaskRCNN`: `train`, `detect`, `load_weights`, `find_last`.
+
+XLA: Keras 3 compiles `fit` with XLA by itself on a GPU (jit_compile="auto"),
+and `tf.image.crop_and_resize` (ROIAlign, mask targets) has no XLA kernel,
+so this model is always compiled with jit_compile=False; on a GPU the
+convolutions still run on cuDNN.
+"""
+
+import logging
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mrcnn import anchors as anchor_lib
+from mrcnn import box_ops, detection, losses, masks, pipeline, proposals, targets, training
+from mrcnn import weights as weight_io
+from mrcnn.backbone import build_backbone
+from mrcnn.config import LOSS_NAMES
+from mrcnn.heads import FpnClassifierHead, FpnMaskHead, build_rpn_model
+from mrcnn.image import compose_image_meta, mold_image, resize_image, validate_image
+from mrcnn.roi_align import pyramid_roi_align
+
+logger = logging.getLogger(__name__)
+
+MODES = ("training", "inference")
+
+
+class MaskRCNNModel(keras.Model):
+    """Mask R-CNN with a ResNet + FPN backbone, as one Keras model.
+
+    Args:
+        mode: "training" (call takes ground truth, returns targets and head
+            outputs for the losses) or "inference" (returns detections).
+        num_classes: C, background included.
+        backbone: "resnet50" | "resnet101".
+        train_bn: train the BatchNorm statistics.
+        anchor_scales, anchor_ratios, backbone_strides, anchor_stride: anchors.
+        rpn_std_dev, bbox_std_dev: box delta std devs of the RPN and heads.
+        rpn_nms_threshold, pre_nms_limit, proposal_count: proposals.
+        rois_per_image, positive_fraction, proposals_include_gt,
+            mini_masks, mask_shape: head targets (training).
+        pool_size, mask_pool_size, fc_layers_size, pyramid_size: head sizes.
+        max_detections, min_confidence, detection_nms_threshold: inference.
+        loss_weights: dict of the five loss weights; weight_decay: L2 factor.
+
+    Call arguments:
+        inputs: dict with "image" [B, H, W, 3] float32 (molded) and
+            "image_meta" [B, 12 + C]; in training mode also "gt_class_ids"
+            [B, M], "gt_boxes" [B, M, 4], "gt_masks" [B, M, h, w].
+        training: whether BatchNorm layers with train_bn update statistics.
+
+    Returns a dict. Training mode: rpn_class_logits [B, A, 2], rpn_bbox
+    [B, A, 4], rois [B, T, 4], target_class_ids [B, T], target_deltas
+    [B, T, 4], target_masks [B, T, h, w], roi_valid [B, T], mrcnn_class_logits
+    [B, T, C], mrcnn_bbox [B, T, C, 4], mrcnn_mask [B, T, h, w, C].
+    Inference mode: detections [B, D, 6] (y1, x1, y2, x2, class_id, score),
+    mrcnn_mask [B, D, h, w, C], rois [B, R, 4] (the proposals).
+    """
+
+    def __init__(
+        self,
+        mode,
+        num_classes,
+        backbone="resnet101",
+        train_bn=False,
+        anchor_scales=(32, 64, 128, 256, 512),
+        anchor_ratios=(0.5, 1, 2),
+        backbone_strides=(4, 8, 16, 32, 64),
+        anchor_stride=1,
+        rpn_std_dev=(0.1, 0.1, 0.2, 0.2),
+        bbox_std_dev=(0.1, 0.1, 0.2, 0.2),
+        rpn_nms_threshold=0.7,
+        pre_nms_limit=6000,
+        proposal_count=2000,
+        rois_per_image=200,
+        positive_fraction=0.33,
+        proposals_include_gt=True,
+        mini_masks=True,
+        mask_shape=(28, 28),
+        pool_size=7,
+        mask_pool_size=14,
+        fc_layers_size=1024,
+        pyramid_size=256,
+        max_detections=100,
+        min_confidence=0.7,
+        detection_nms_threshold=0.3,
+        loss_weights=None,
+        weight_decay=0.0001,
+        **kwargs,
+    ):
+        kwargs.setdefault("name", "mask_rcnn")
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self._args = {k: v for k, v in locals().items() if k not in ("self", "kwargs", "__class__")}
+        self.mode = mode
+        self.num_classes = num_classes
+        self.anchor_scales = tuple(anchor_scales)
+        self.anchor_ratios = tuple(float(r) for r in anchor_ratios)
+        self.backbone_strides = tuple(backbone_strides)
+        self.anchor_stride = anchor_stride
+        self.rpn_std_dev = tuple(float(s) for s in rpn_std_dev)
+        self.bbox_std_dev = tuple(float(s) for s in bbox_std_dev)
+        self.rpn_nms_threshold = rpn_nms_threshold
+        self.pre_nms_limit = pre_nms_limit
+        self.proposal_count = proposal_count
+        self.rois_per_image = rois_per_image
+        self.positive_fraction = positive_fraction
+        self.proposals_include_gt = proposals_include_gt
+        self.mini_masks = mini_masks
+        self.mask_shape = tuple(mask_shape)
+        self.pool_size = pool_size
+        self.mask_pool_size = mask_pool_size
+        self.max_detections = max_detections
+        self.min_confidence = min_confidence
+        self.detection_nms_threshold = detection_nms_threshold
+        self.loss_weights = dict.fromkeys(LOSS_NAMES, 1.0)
+        self.loss_weights.update(loss_weights or {})
+        self.weight_decay = weight_decay
+
+        self.backbone = build_backbone(backbone, train_bn, pyramid_size)
+        self.rpn = build_rpn_model(anchor_stride, len(anchor_ratios), pyramid_size)
+        self.classifier = FpnClassifierHead(
+            num_classes, pool_size, fc_layers_size, train_bn, name="mrcnn_classifier"
+        )
+        self.mask_head = FpnMaskHead(num_classes, train_bn, name="mrcnn_mask_head")
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in ("loss",) + LOSS_NAMES}
+
+    def get_config(self):
+        return {**super().get_config(), **self._args}
+
+    # ------------------------------------------------------------- the graph
+    def anchors(self, image_shape):
+        """Normalised anchors [A, 4] of a molded image of (H, W)."""
+        return anchor_lib.pyramid_anchors(
+            image_shape, self.anchor_scales, self.anchor_ratios, self.backbone_strides,
+            self.anchor_stride,
+        )
+
+    def _rpn(self, feature_maps):
+        outputs = [self.rpn(p) for p in feature_maps]
+        return [tf.concat(list(o), axis=1) for o in zip(*outputs)]
+
+    def _heads(self, rois, feature_maps, image_shape, training):
+        pooled = pyramid_roi_align(rois, feature_maps, image_shape, self.pool_size)
+        logits, probs, deltas = self.classifier(pooled, training=training)
+        return logits, probs, deltas
+
+    def _masks(self, rois, feature_maps, image_shape, training):
+        pooled = pyramid_roi_align(rois, feature_maps, image_shape, self.mask_pool_size)
+        return self.mask_head(pooled, training=training)
+
+    def call(self, inputs, training=None):
+        image = inputs["image"]
+        image_shape = tf.shape(image)[1:3]
+        p2, p3, p4, p5, p6 = self.backbone(image, training=training)
+        rpn_logits, rpn_probs, rpn_deltas = self._rpn([p2, p3, p4, p5, p6])
+        rois = proposals.generate_proposals(
+            rpn_probs, rpn_deltas, self.anchors(image_shape), self.proposal_count,
+            self.rpn_nms_threshold, self.pre_nms_limit, self.rpn_std_dev,
+        )
+        head_maps = [p2, p3, p4, p5]
+        if self.mode == "training":
+            return self._training_outputs(inputs, rois, head_maps, image_shape, training,
+                                          rpn_logits, rpn_deltas)
+        _, probs, deltas = self._heads(rois, head_maps, image_shape, training)
+        windows = box_ops.normalize(inputs["image_meta"][:, 7:11], image_shape)
+        detections = detection.detect_batch(
+            rois, probs, deltas, windows,
+            max_instances=self.max_detections,
+            min_confidence=self.min_confidence,
+            nms_threshold=self.detection_nms_threshold,
+            std_dev=self.bbox_std_dev,
+        )
+        mask = self._masks(detections[..., :4], head_maps, image_shape, training)
+        return {"detections": detections, "mrcnn_mask": mask, "rois": rois}
+
+    def _training_outputs(self, inputs, rois, head_maps, image_shape, training,
+                          rpn_logits, rpn_deltas):
+        def sample(args):
+            return targets.detection_targets(
+                *args,
+                rois_per_image=self.rois_per_image,
+                positive_fraction=self.positive_fraction,
+                std_dev=self.bbox_std_dev,
+                mask_shape=self.mask_shape,
+                include_gt=self.proposals_include_gt,
+                mini_masks=self.mini_masks,
+            )
+
+        t = self.rois_per_image
+        rois, class_ids, deltas, mask_targets, valid = tf.map_fn(
+            sample,
+            (rois, inputs["gt_class_ids"], inputs["gt_boxes"], inputs["gt_masks"]),
+            fn_output_signature=(
+                tf.TensorSpec([t, 4], tf.float32),
+                tf.TensorSpec([t], tf.int32),
+                tf.TensorSpec([t, 4], tf.float32),
+                tf.TensorSpec([t, *self.mask_shape], tf.float32),
+                tf.TensorSpec([t], tf.bool),
+            ),
+        )
+        logits, _, pred_deltas = self._heads(rois, head_maps, image_shape, training)
+        pred_masks = self._masks(rois, head_maps, image_shape, training)
+        return {
+            "rpn_class_logits": rpn_logits,
+            "rpn_bbox": rpn_deltas,
+            "rois": rois,
+            "target_class_ids": class_ids,
+            "target_deltas": deltas,
+            "target_masks": mask_targets,
+            "roi_valid": valid,
+            "mrcnn_class_logits": logits,
+            "mrcnn_bbox": pred_deltas,
+            "mrcnn_mask": pred_masks,
+        }
+
+    # -------------------------------------------------------------- training
+    def compute_losses(self, inputs, outputs):
+        """The five losses (unweighted) of a training-mode call. -> dict of scalars"""
+        active = inputs["image_meta"][:, 12:]
+        return {
+            "rpn_class_loss": losses.rpn_class_loss(inputs["rpn_match"], outputs["rpn_class_logits"]),
+            "rpn_bbox_loss": losses.rpn_bbox_loss(
+                inputs["rpn_bbox"], inputs["rpn_match"], outputs["rpn_bbox"]
+            ),
+            "mrcnn_class_loss": losses.mrcnn_class_loss(
+                outputs["target_class_ids"], outputs["mrcnn_class_logits"], active,
+                outputs["roi_valid"],
+            ),
+            "mrcnn_bbox_loss": losses.mrcnn_bbox_loss(
+                outputs["target_deltas"], outputs["target_class_ids"], outputs["mrcnn_bbox"]
+            ),
+            "mrcnn_mask_loss": losses.mrcnn_mask_loss(
+                outputs["target_masks"], outputs["target_class_ids"], outputs["mrcnn_mask"]
+            ),
+        }
+
+    def _total_loss(self, parts):
+        total = tf.add_n([self.loss_weights[k] * v for k, v in parts.items()])
+        if self.weight_decay:
+            total += training.weight_decay_loss(self.trainable_weights, self.weight_decay)
+        return total
+
+    def _record(self, total, parts):
+        self.trackers["loss"].update_state(total)
+        for name, value in parts.items():
+            self.trackers[name].update_state(value)
+        return {name: m.result() for name, m in self.trackers.items()}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def train_step(self, data):
+        if self.mode != "training":
+            raise ValueError("train_step needs a model built in 'training' mode")
+        with tf.GradientTape() as tape:
+            outputs = self(data, training=True)
+            parts = self.compute_losses(data, outputs)
+            total = self._total_loss(parts)
+        variables = self.trainable_variables
+        grads = tape.gradient(total, variables)
+        self.optimizer.apply_gradients(
+            [(g, v) for g, v in zip(grads, variables) if g is not None]
+        )
+        return self._record(total, parts)
+
+    def test_step(self, data):
+        outputs = self(data, training=False)
+        parts = self.compute_losses(data, outputs)
+        return self._record(self._total_loss(parts), parts)
+
+
+def build_model(config, mode):
+    """A `MaskRCNNModel` for `config` (explicit arguments, nothing hidden)."""
+    return MaskRCNNModel(
+        mode=mode,
+        num_classes=config.NUM_CLASSES,
+        backbone=config.BACKBONE,
+        train_bn=config.TRAIN_BN,
+        anchor_scales=config.RPN_ANCHOR_SCALES,
+        anchor_ratios=config.RPN_ANCHOR_RATIOS,
+        backbone_strides=config.BACKBONE_STRIDES,
+        anchor_stride=config.RPN_ANCHOR_STRIDE,
+        rpn_std_dev=config.RPN_BBOX_STD_DEV.tolist(),
+        bbox_std_dev=config.BBOX_STD_DEV.tolist(),
+        rpn_nms_threshold=config.RPN_NMS_THRESHOLD,
+        pre_nms_limit=config.PRE_NMS_LIMIT,
+        proposal_count=(
+            config.POST_NMS_ROIS_TRAINING if mode == "training" else config.POST_NMS_ROIS_INFERENCE
+        ),
+        rois_per_image=config.TRAIN_ROIS_PER_IMAGE,
+        positive_fraction=config.ROI_POSITIVE_RATIO,
+        proposals_include_gt=config.PROPOSALS_INCLUDE_GT,
+        mini_masks=config.USE_MINI_MASK,
+        mask_shape=config.MASK_SHAPE,
+        pool_size=config.POOL_SIZE,
+        mask_pool_size=config.MASK_POOL_SIZE,
+        fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
+        pyramid_size=config.TOP_DOWN_PYRAMID_SIZE,
+        max_detections=config.DETECTION_MAX_INSTANCES,
+        min_confidence=config.DETECTION_MIN_CONFIDENCE,
+        detection_nms_threshold=config.DETECTION_NMS_THRESHOLD,
+        loss_weights=config.LOSS_WEIGHTS,
+        weight_decay=config.WEIGHT_DECAY,
+    )
+
+
+def _dummy_inputs(config, mode, size=64):
+    """Smallest inputs that run every layer once (to create the weights)."""
+    inputs = {
+        "image": tf.zeros([1, size, size, 3]),
+        "image_meta": tf.constant(
+            compose_image_meta(0, (size, size, 3), (size, size, 3), (0, 0, size, size), 1.0,
+                               np.ones(config.NUM_CLASSES))[None]
+        ),
+    }
+    if mode == "training":
+        m = 1
+        mask_hw = config.MINI_MASK_SHAPE if config.USE_MINI_MASK else (size, size)
+        inputs.update(
+            gt_class_ids=tf.zeros([1, m], tf.int32),
+            gt_boxes=tf.zeros([1, m, 4]),
+            gt_masks=tf.zeros([1, m, *mask_hw], tf.bool),
+        )
+    return inputs
+
+
+class MaskRCNN:
+    """Matterport's user API around `MaskRCNNModel`.
+
+    mode: "training" or "inference"; config: a `Config`; model_dir: where
+    run folders (checkpoints, logs) go.
+    """
+
+    def __init__(self, mode, config, model_dir):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        if mode == "inference" and config.IMAGE_RESIZE_MODE == "crop":
+            raise ValueError(
+                "IMAGE_RESIZE_MODE 'crop' is for training only (random crops); "
+                "use 'pad64' or 'square' in the inference config"
+            )
+        self.mode = mode
+        self.config = config
+        self.model_dir = model_dir
+        self.epoch = 0
+        self.log_dir = None
+        self.keras_model = build_model(config, mode)
+        self.keras_model(_dummy_inputs(config, mode), training=False)
+        self._infer = None
+
+    # --------------------------------------------------------------- weights
+    def load_weights(self, filepath, by_name=False, exclude=None):
+        """Load Matterport / this project's .h5 weights ("imagenet" too).
+
+        Fails loudly when a layer of the file cannot be loaded (see
+        mrcnn/weights.py). Loading a checkpoint of a run
+        (`.../name20240101T1200/mask_rcnn_name_0003.h5`) continues that run:
+        its folder and epoch count.
+        """
+        if filepath == "imagenet":
+            path = weight_io.get_weights_file("imagenet", self.config.BACKBONE)
+            report = weight_io.load_imagenet_weights(self.keras_model, path, self.config.BACKBONE)
+        else:
+            report = weight_io.load_weights(self.keras_model, filepath, by_name, exclude)
+            self.set_log_dir(filepath)
+        logger.info("%s", report)
+        print(report)
+        return report
+
+    def save_weights(self, filepath):
+        """Write the weights in the legacy Keras-2 HDF5 layout, atomically."""
+        weight_io.save_weights(self.keras_model, filepath)
+
+    def set_log_dir(self, model_path=None):
+        """Run folder and epoch: continue the run of `model_path` if it is a
+        checkpoint of ours, else start a new run at epoch 0."""
+        parsed = training.parse_checkpoint_path(model_path) if model_path else None
+        if parsed:
+            self.log_dir, self.epoch = parsed
+        else:
+            self.log_dir = training.new_log_dir(self.model_dir, self.config.NAME or "mrcnn")
+            self.epoch = 0
+
+    def find_last(self):
+        """Path of the last checkpoint of the last run of this config's NAME."""
+        return training.find_last(self.model_dir, self.config.NAME or "mrcnn")
+
+    # -------------------------------------------------------------- training
+    def train(
+        self,
+        train_dataset,
+        val_dataset,
+        learning_rate,
+        epochs,
+        layers,
+        augmentation=None,
+        custom_callbacks=None,
+        freeze=(),
+    ):
+        """Train the selected layers up to epoch `epochs` (cumulative).
+
+        train_dataset, val_dataset: prepared `mrcnn.dataset.Dataset`s.
+        layers: "heads" | "3+" | "4+" | "5+" | "all" | a regex on layer names.
+        augmentation: callable (image, masks) -> (image, masks) on tensors.
+        freeze: ("rpn", "fpn") keeps those layers fixed and drops the RPN
+        losses (to continue from a checkpoint with a frozen proposal stage).
+        Returns the Keras History.
+        """
+        if self.mode != "training":
+            raise ValueError("train() needs a model created with mode='training'")
+        config = self.config
+        if self.log_dir is None:
+            self.set_log_dir()
+        train_ds = pipeline.build_dataset(train_dataset, config, augmentation=augmentation)
+        val_ds = pipeline.build_dataset(val_dataset, config)
+
+        model = self.keras_model
+        names = training.set_trainable(model, layers, freeze)
+        logger.info("Training %d weight layers (%s) from epoch %d to %d, lr %g",
+                    len(names), layers, self.epoch, epochs, learning_rate)
+        model.loss_weights = dict.fromkeys(LOSS_NAMES, 1.0)
+        model.loss_weights.update(config.LOSS_WEIGHTS)
+        if "rpn" in freeze:
+            model.loss_weights.update(rpn_class_loss=0.0, rpn_bbox_loss=0.0)
+        model.compile(
+            optimizer=training.make_optimizer(
+                config.OPTIMIZER, learning_rate, config.LEARNING_MOMENTUM,
+                config.GRADIENT_CLIP_NORM,
+            ),
+            jit_compile=False,
+        )
+        os.makedirs(self.log_dir, exist_ok=True)
+        callbacks = [training.EpochCheckpoint(self.log_dir, config.NAME or "mrcnn")]
+        callbacks += list(custom_callbacks or [])
+        history = model.fit(
+            train_ds,
+            initial_epoch=self.epoch,
+            epochs=epochs,
+            steps_per_epoch=config.STEPS_PER_EPOCH,
+            validation_data=val_ds,
+            validation_steps=config.VALIDATION_STEPS,
+            callbacks=callbacks,
+            verbose=1,
+        )
+        self.epoch = max(self.epoch, epochs)
+        return history
+
+    # ------------------------------------------------------------- inference
+    def mold_inputs(self, images):
+        """Resize and mold images for the network.
+
+        images: list of uint8 [h, w, 3]. Returns molded [B, H, W, 3] float32
+        (padded at the bottom / right to a common size when the images
+        differ), image_metas [B, 12 + C], windows [B, 4].
+        """
+        c = self.config
+        molded, metas, windows = [], [], []
+        for image in images:  # one resize per image of the batch
+            resized, window, scale, _, _ = resize_image(
+                image, c.IMAGE_MIN_DIM, c.IMAGE_MAX_DIM, c.IMAGE_MIN_SCALE, c.IMAGE_RESIZE_MODE
+            )
+            molded.append(mold_image(resized, c.MEAN_PIXEL))
+            windows.append(window)
+            metas.append((image.shape, window, scale))
+        height = max(_ceil64(m.shape[0]) for m in molded)
+        width = max(_ceil64(m.shape[1]) for m in molded)
+        batch = np.zeros([len(images), height, width, 3], np.float32)
+        for i, m in enumerate(molded):
+            batch[i, : m.shape[0], : m.shape[1]] = m
+        image_metas = np.stack([
+            compose_image_meta(0, shape, batch.shape[1:], window, scale, np.ones(c.NUM_CLASSES))
+            for shape, window, scale in metas
+        ])
+        return batch, image_metas, np.array(windows)
+
+    def detect(self, images, verbose=0):
+        """Detect instances in a batch of images.
+
+        images: list of BATCH_SIZE uint8 RGB arrays [h, w, 3], any sizes.
+        Returns one dict per image: rois int32 [N, (y1, x1, y2, x2)],
+        class_ids int32 [N], scores float32 [N], masks bool [h, w, N], all in
+        the original image's pixels.
+        """
+        if self.mode != "inference":
+            raise ValueError("detect() needs a model created with mode='inference'")
+        if not isinstance(images, (list, tuple)) or len(images) != self.config.BATCH_SIZE:
+            got = len(images) if isinstance(images, (list, tuple)) else type(images).__name__
+            raise ValueError(
+                f"detect() takes a list of exactly BATCH_SIZE = {self.config.BATCH_SIZE} "
+                f"images (GPU_COUNT * IMAGES_PER_GPU), got {got}"
+            )
+        for image in images:
+            validate_image(image)
+        molded, metas, windows = self.mold_inputs(images)
+        if self._infer is None:
+            self._infer = tf.function(
+                lambda inputs: self.keras_model(inputs, training=False),
+                reduce_retracing=True, jit_compile=False,
+            )
+        out = self._infer({"image": tf.constant(molded), "image_meta": tf.constant(metas)})
+        results = []
+        for i, image in enumerate(images):
+            results.append(
+                unmold_detections(
+                    out["detections"][i].numpy(), out["mrcnn_mask"][i].numpy(),
+                    image.shape, molded.shape[1:], windows[i],
+                )
+            )
+        if verbose:
+            for image, r in zip(images, results):
+                print(f"image {list(image.shape)}: {len(r['class_ids'])} detections")
+        return results
+
+    def get_anchors(self, image_shape):
+        """Pixel anchors [A, 4] of a molded image of `image_shape` (numpy)."""
+        return self.keras_model.anchors(image_shape[:2]).numpy()
+
+
+def _ceil64(n):
+    return int(np.ceil(n / 64) * 64)
+
+
+def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape, window):
+    """One image's detections in its original pixels.
+
+    detections: [D, 6] normalised to the molded image of `image_shape`,
+    zero-padded; mrcnn_mask: [D, h, w, C]; window: (y1, x1, y2, x2) of the
+    image inside the molded image. Returns the dict `detect()` documents.
+    """
+    n = int(np.count_nonzero(detections[:, 4] > 0))
+    detections = detections[:n]
+    class_ids = detections[:, 4].astype(np.int32)
+    scores = detections[:, 5].astype(np.float32)
+    # Normalised molded coordinates -> molded pixels -> original pixels.
+    boxes = box_ops.denormalize(detections[:, :4], image_shape).numpy()
+    wy1, wx1, wy2, wx2 = [float(v) for v in window]
+    scale_y = (wy2 - wy1) / original_image_shape[0]
+    scale_x = (wx2 - wx1) / original_image_shape[1]
+    boxes = (boxes - [wy1, wx1, wy1, wx1]) / [scale_y, scale_x, scale_y, scale_x]
+    h, w = original_image_shape[:2]
+    boxes = np.clip(np.round(boxes), 0, [h, w, h, w]).astype(np.int32)
+    keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    boxes, class_ids, scores = boxes[keep], class_ids[keep], scores[keep]
+    class_masks = mrcnn_mask[:n][keep][np.arange(len(class_ids)), :, :, class_ids]
+    full = masks.paste_masks(class_masks, boxes, (h, w)).numpy()
+    return {"rois": boxes, "class_ids": class_ids, "scores": scores, "masks": full}
