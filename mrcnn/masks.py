@@ -68,12 +68,14 @@ def mini_masks(masks, boxes, shape):
 
     masks: [H, W, N] bool, boxes: [N, 4] pixels -> [N, shape[0], shape[1]] bool
     """
-    masks = tf.cast(masks, tf.float32)
-    hw = tf.shape(masks)[:2]
-    image = tf.transpose(masks, [2, 0, 1])[..., None]  # [N, H, W, 1]
+    image = tf.transpose(tf.cast(masks, tf.float32), [2, 0, 1])[..., None]  # [N, H, W, 1]
+    # A zero border: samples just outside the image see what they see just
+    # outside any tight box, instead of crop_and_resize's cut-off.
+    image = tf.pad(image, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    hw = tf.shape(image)[1:3]
     n = tf.shape(boxes)[0]
     crops = tf.image.crop_and_resize(
-        image, resample_boxes(boxes, hw, shape), tf.range(n), shape
+        image, resample_boxes(tf.cast(boxes, tf.float32) + 1.0, hw, shape), tf.range(n), shape
     )
     return crops[..., 0] >= 0.5
 
@@ -92,9 +94,12 @@ def paste_masks(mini, boxes, image_shape, threshold=0.5, chunk=32):
     y1, x1, y2, x2 = tf.unstack(boxes, axis=-1)
     bh = tf.maximum(y2 - y1, 1e-6) / tf.cast(mh, tf.float32)
     bw = tf.maximum(x2 - x1, 1e-6) / tf.cast(mw, tf.float32)
-    # The whole image, in pixel-edge coordinates of each mini-mask.
-    regions = tf.stack([-y1 / bh, -x1 / bw, (height - y1) / bh, (width - x1) / bw], axis=-1)
-    crop_boxes = resample_boxes(regions, (mh, mw), (height, width))
+    # A zero border of one cell, so pixels near the box edge interpolate
+    # towards 0 instead of being cut off by crop_and_resize's extrapolation.
+    mini = tf.pad(mini, [[0, 0], [1, 1], [1, 1]])
+    # The whole image, in pixel-edge coordinates of each padded mini-mask.
+    regions = tf.stack([-y1 / bh, -x1 / bw, (height - y1) / bh, (width - x1) / bw], axis=-1) + 1.0
+    crop_boxes = resample_boxes(regions, (mh + 2, mw + 2), (height, width))
     n = int(mini.shape[0]) if mini.shape[0] is not None else None
     if n == 0:
         return tf.zeros([height, width, 0], tf.bool)

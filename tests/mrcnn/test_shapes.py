@@ -1,6 +1,5 @@
 """Tests for mrcnn/shapes.py: the synthetic shapes dataset."""
 
-import time
 
 import numpy as np
 import pytest
@@ -83,12 +82,3 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="max_shapes"):
         ShapesDataset().load_shapes(1, 64, 64, max_shapes=0)
 
-
-def test_fast():
-    ds = make_dataset(count=50, height=128, width=128)
-    start = time.perf_counter()
-    for image_id in ds.image_ids:
-        ds.load_image(image_id)
-        ds.load_mask(image_id)
-    per_image = (time.perf_counter() - start) / 50
-    assert per_image < 0.005, f"{per_image * 1e3:.2f} ms per image + mask"

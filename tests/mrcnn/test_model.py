@@ -1,0 +1,273 @@
+"""The assembled model: training steps, detect(), checkpoints, layer
+selection, and Matterport weight files loaded by name."""
+
+import os
+
+import h5py
+import numpy as np
+import pytest
+
+from mrcnn import pipeline, training, weights
+from mrcnn.config import Config
+from mrcnn.dataset import Dataset
+from mrcnn.model import MaskRCNN
+from mrcnn.shapes import ShapesDataset
+
+DATA = os.path.join(os.path.dirname(__file__), "..", "data")
+
+
+class TinyConfig(Config):
+    NAME = "tiny"
+    NUM_CLASSES = 4
+    BACKBONE = "resnet50"
+    IMAGES_PER_GPU = 2
+    IMAGE_MIN_DIM = 128
+    IMAGE_MAX_DIM = 128
+    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
+    TRAIN_ROIS_PER_IMAGE = 16
+    POST_NMS_ROIS_TRAINING = 100
+    POST_NMS_ROIS_INFERENCE = 50
+    STEPS_PER_EPOCH = 1
+    VALIDATION_STEPS = 1
+
+
+class TinyInferenceConfig(TinyConfig):
+    IMAGE_RESIZE_MODE = "pad64"
+    IMAGE_MIN_DIM = 64
+    DETECTION_MIN_CONFIDENCE = 0.0
+
+
+class EmptyShapes(ShapesDataset):
+    """Shapes images whose listed ids have no instances at all."""
+
+    def __init__(self, empty_ids):
+        super().__init__()
+        self.empty_ids = set(empty_ids)
+
+    def load_mask(self, image_id):
+        masks, class_ids = super().load_mask(image_id)
+        if image_id in self.empty_ids:
+            return masks[..., :0], class_ids[:0]
+        return masks, class_ids
+
+
+def shapes(count, empty=()):
+    ds = EmptyShapes(empty)
+    ds.load_shapes(count, 128, 128, seed=3)
+    ds.prepare()
+    return ds
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny model trained for epoch 1 on a batch with an empty image,
+    then for epoch 2 on images without any instance."""
+    logs = str(tmp_path_factory.mktemp("logs"))
+    model = MaskRCNN("training", TinyConfig(), logs)
+    first = model.train(shapes(2, empty=[1]), shapes(2), 1e-3, epochs=1, layers="all")
+    second = model.train(shapes(2, empty=[0, 1]), shapes(2, empty=[0, 1]), 1e-3,
+                         epochs=2, layers="heads")
+    return model, first.history, second.history, logs
+
+
+def test_train_step_gives_finite_losses_with_an_empty_image(trained):
+    _, history, _, _ = trained
+    for name in ("loss", *weights_free_losses()):
+        assert np.isfinite(history[name][0]), name
+        assert np.isfinite(history["val_" + name][0]), name
+    assert history["mrcnn_mask_loss"][0] > 0
+
+
+def weights_free_losses():
+    return ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
+            "mrcnn_mask_loss")
+
+
+def test_images_without_instances_train_with_zero_box_and_mask_losses(trained):
+    _, _, history, _ = trained
+    assert history["rpn_bbox_loss"] == [0.0]
+    assert history["mrcnn_bbox_loss"] == [0.0]
+    assert history["mrcnn_mask_loss"] == [0.0]
+    assert history["rpn_class_loss"][0] > 0  # negatives still train
+    assert history["mrcnn_class_loss"][0] > 0
+    assert np.isfinite(history["loss"][0])
+
+
+def test_one_checkpoint_per_epoch_and_numbering_continues(trained):
+    model, _, _, logs = trained
+    runs = os.listdir(logs)
+    assert len(runs) == 1 and runs[0].startswith("tiny")
+    files = sorted(f for f in os.listdir(os.path.join(logs, runs[0])) if f.endswith(".h5"))
+    assert files == ["mask_rcnn_tiny_0001.h5", "mask_rcnn_tiny_0002.h5"]
+    assert model.find_last().endswith("mask_rcnn_tiny_0002.h5")
+    assert model.epoch == 2
+
+    resumed = MaskRCNN("training", TinyConfig(), logs)
+    resumed.load_weights(model.find_last(), by_name=True)
+    assert resumed.epoch == 2 and resumed.log_dir == os.path.join(logs, runs[0])
+
+
+def test_detect_returns_documented_shapes_for_images_of_any_size(trained):
+    model, _, _, logs = trained
+    infer = MaskRCNN("inference", TinyInferenceConfig(), logs)
+    infer.load_weights(model.find_last(), by_name=True)
+    images = [shapes(1).load_image(0), np.full((100, 150, 3), 90, np.uint8)]
+    results = infer.detect(images)
+    assert len(results) == 2
+    for image, r in zip(images, results):
+        n = len(r["class_ids"])
+        assert r["rois"].shape == (n, 4) and r["rois"].dtype == np.int32
+        assert r["class_ids"].dtype == np.int32 and r["scores"].shape == (n,)
+        assert r["masks"].shape == (*image.shape[:2], n) and r["masks"].dtype == bool
+        if n:
+            assert (r["rois"][:, 2] <= image.shape[0]).all()
+            assert (r["rois"][:, 3] <= image.shape[1]).all()
+            assert set(r["class_ids"]) <= {1, 2, 3}
+
+
+def test_detect_rejects_bad_input(trained):
+    model, _, _, logs = trained
+    infer = MaskRCNN("inference", TinyInferenceConfig(), logs)
+    good = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(ValueError, match="BATCH_SIZE = 2"):
+        infer.detect([good])
+    with pytest.raises(ValueError, match=r"uint8 array of shape \[H, W, 3\]"):
+        infer.detect([good, np.zeros((64, 64), np.float64)])
+    with pytest.raises(ValueError, match="mode='inference'"):
+        model.detect([good, good])
+
+
+def test_layer_selection_and_freezing(trained):
+    model, _, _, _ = trained
+    km = model.keras_model
+
+    def trainable_prefixes():
+        return {v.path.split("/")[-2][:3] for v in km.trainable_weights}
+
+    names = training.set_trainable(km, "heads")
+    assert names and all(n.startswith(("mrcnn_", "rpn_", "fpn_")) for n in names)
+    assert trainable_prefixes() == {"mrc", "rpn", "fpn"}
+    names = training.set_trainable(km, "4+")
+    assert any(n.startswith("res4") for n in names) and not any(n.startswith("res3") for n in names)
+    names = training.set_trainable(km, "all", freeze=("rpn", "fpn"))
+    assert not any(n.startswith(("rpn_", "fpn_")) for n in names)
+    assert any(n.startswith("res2") for n in names)
+    with pytest.raises(ValueError, match="freeze"):
+        training.set_trainable(km, "all", freeze=("backbone",))
+    training.set_trainable(km, "all")
+
+
+# ------------------------------------------------------ Matterport weights
+def read_layout(name):
+    rows = []
+    with open(os.path.join(DATA, name)) as f:
+        for line in f:
+            if line.startswith("#") or not line.strip():
+                continue
+            layer, weight, shape = line.rstrip("\n").split("\t")
+            rows.append((layer, weight, tuple(int(s) for s in shape.strip("()").split(",") if s)))
+    return rows
+
+
+class CityscapesLike(Config):
+    NAME = "cityscapes"
+    NUM_CLASSES = 1 + 10
+    IMAGES_PER_GPU = 1
+    BACKBONE = "resnet101"
+
+
+HEADS = ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_bbox", "mrcnn_mask"]
+
+
+@pytest.fixture(scope="module")
+def coco_file(tmp_path_factory):
+    """A file in the exact layout of Matterport's mask_rcnn_coco.h5, written
+    with raw h5py, filled with random values."""
+    rows = read_layout("matterport_r101_coco81_layout.tsv")
+    path = str(tmp_path_factory.mktemp("weights") / "mask_rcnn_coco.h5")
+    rng = np.random.default_rng(0)
+    values = {}
+    with h5py.File(path, "w") as f:
+        layers = list(dict.fromkeys(r[0] for r in rows))
+        f.attrs["layer_names"] = np.array([n.encode() for n in layers])
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["keras_version"] = b"2.1.6"
+        for layer in layers:
+            group = f.create_group(layer)
+            names = [w for l, w, _ in rows if l == layer]
+            group.attrs["weight_names"] = np.array([w.encode() for w in names])
+        for layer, weight, shape in rows:
+            value = rng.standard_normal(shape, dtype=np.float32)
+            f[layer].create_dataset(weight, data=value)
+            values[(layer, weight)] = value
+    return path, values
+
+
+def test_matterport_coco_layout_loads_by_name_with_exclude(coco_file, tmp_path):
+    path, values = coco_file
+    model = MaskRCNN("training", CityscapesLike(), str(tmp_path))
+    before = {n: [w.numpy().copy() for _, w in weights.group_weights(layer)]
+              for n, layer in weights.weight_groups(model.keras_model) if n in HEADS}
+    report = model.load_weights(path, by_name=True, exclude=HEADS)
+    assert len(report.loaded) == len({k[0] for k in values}) - 3  # 3 of HEADS are weighted
+    for name, layer in weights.weight_groups(model.keras_model):
+        stored = weights.group_weights(layer)
+        if name in HEADS:
+            for (_, var), old in zip(stored, before[name]):
+                np.testing.assert_array_equal(var.numpy(), old)
+            continue
+        for weight_name, var in stored:
+            np.testing.assert_array_equal(var.numpy(), values[(name, weight_name)])
+
+
+def test_our_layer_names_and_shapes_are_matterports(coco_file, tmp_path):
+    rows = read_layout("matterport_r101_coco81_layout.tsv")
+
+    class Coco(CityscapesLike):
+        NUM_CLASSES = 81
+
+    model = MaskRCNN("inference", Coco(), str(tmp_path))
+    ours = [
+        (name, weight_name, tuple(var.shape))
+        for name, layer in weights.weight_groups(model.keras_model)
+        for weight_name, var in weights.group_weights(layer)
+    ]
+    assert sorted(ours) == sorted(rows)
+
+
+def test_a_renamed_layer_makes_the_load_fail_loudly(coco_file, tmp_path):
+    path, _ = coco_file
+    renamed = str(tmp_path / "renamed.h5")
+    with h5py.File(path, "r") as src, h5py.File(renamed, "w") as dst:
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+        names = [n.decode() for n in src.attrs["layer_names"]]
+        for name in names:
+            src.copy(src[name], dst, name="fpn_c5p5_old" if name == "fpn_c5p5" else name)
+        dst.attrs["layer_names"] = np.array(
+            [("fpn_c5p5_old" if n == "fpn_c5p5" else n).encode() for n in names])
+    model = MaskRCNN("inference", CityscapesLike(), str(tmp_path))
+    with pytest.raises(weights.WeightsLoadError, match="fpn_c5p5_old"):
+        model.load_weights(renamed, by_name=True, exclude=HEADS)
+
+
+def test_missing_weights_file_says_where_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("MRCNN_WEIGHTS_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="mask_rcnn_coco.h5"):
+        weights.get_weights_file("coco", download=False)
+
+
+def test_config_rejects_sizes_not_divisible_by_64():
+    class Bad(Config):
+        NUM_CLASSES = 2
+        IMAGE_MAX_DIM = 1000
+
+    with pytest.raises(ValueError, match="IMAGE_MAX_DIM.*divisible by 64"):
+        Bad()
+
+
+def test_a_dataset_without_images_is_rejected():
+    empty = Dataset()
+    empty.prepare()
+    with pytest.raises(ValueError, match="no images"):
+        pipeline.build_dataset(empty, TinyConfig())
