@@ -31,7 +31,13 @@ from mrcnn import weights as weight_io
 from mrcnn.backbone import build_backbone
 from mrcnn.config import LOSS_NAMES
 from mrcnn.heads import FpnClassifierHead, FpnMaskHead, build_rpn_model
-from mrcnn.image import compose_image_meta, mold_image, resize_image, validate_image
+from mrcnn.image import (
+    compose_image_meta,
+    mold_image,
+    parse_image_meta_graph,
+    resize_image,
+    validate_image,
+)
 from mrcnn.roi_align import pyramid_roi_align
 
 logger = logging.getLogger(__name__)
@@ -178,7 +184,7 @@ class MaskRCNNModel(keras.Model):
             return self._training_outputs(inputs, rois, head_maps, image_shape, training,
                                           rpn_logits, rpn_deltas)
         _, probs, deltas = self._heads(rois, head_maps, image_shape, training)
-        windows = box_ops.normalize(inputs["image_meta"][:, 7:11], image_shape)
+        windows = box_ops.normalize(parse_image_meta_graph(inputs["image_meta"])["window"], image_shape)
         detections = detection.detect_batch(
             rois, probs, deltas, windows,
             max_instances=self.max_detections,
@@ -232,7 +238,7 @@ class MaskRCNNModel(keras.Model):
     # -------------------------------------------------------------- training
     def compute_losses(self, inputs, outputs):
         """The five losses (unweighted) of a training-mode call. -> dict of scalars"""
-        active = inputs["image_meta"][:, 12:]
+        active = parse_image_meta_graph(inputs["image_meta"])["active_class_ids"]
         return {
             "rpn_class_loss": losses.rpn_class_loss(inputs["rpn_match"], outputs["rpn_class_logits"]),
             "rpn_bbox_loss": losses.rpn_bbox_loss(
@@ -457,6 +463,7 @@ class MaskRCNN:
             validation_data=val_ds,
             validation_steps=config.VALIDATION_STEPS,
             callbacks=callbacks,
+            shuffle=False,  # the tf.data pipeline shuffles
             verbose=1,
         )
         self.epoch = max(self.epoch, epochs)

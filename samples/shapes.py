@@ -32,7 +32,7 @@ class ShapesConfig(Config):
     POST_NMS_ROIS_INFERENCE = 100
     OPTIMIZER = "adam"
     LEARNING_RATE = 0.001
-    STEPS_PER_EPOCH = 25
+    STEPS_PER_EPOCH = 50
     VALIDATION_STEPS = 1
 
 
@@ -55,7 +55,7 @@ def best_mask_ious(gt_masks, gt_class_ids, result):
     return np.where(same, iou, 0.0).max(axis=1, initial=0.0)
 
 
-def train_and_check(images=4, epochs=6, model_dir="logs", seed=1):
+def train_and_check(images=4, epochs=3, model_dir="logs", seed=1):
     """Train on `images` shape images (also used to check), return the IoUs."""
     dataset = ShapesDataset()
     dataset.load_shapes(images, 128, 128, seed=seed)
@@ -77,7 +77,7 @@ def train_and_check(images=4, epochs=6, model_dir="logs", seed=1):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--logs", default="logs")
     args = parser.parse_args()
     ious = train_and_check(args.images, args.epochs, args.logs)

@@ -271,3 +271,28 @@ def test_a_dataset_without_images_is_rejected():
     empty.prepare()
     with pytest.raises(ValueError, match="no images"):
         pipeline.build_dataset(empty, TinyConfig())
+
+
+def test_imagenet_resnet50_weights_map_onto_our_backbone(tmp_path):
+    import keras
+
+    app = keras.applications.ResNet50(weights=None, include_top=False, input_shape=(64, 64, 3))
+    groups = [
+        (layer.name, [(f"{layer.name}/{v.name}:0", v.numpy()) for v in layer.weights])
+        for layer in app.layers
+    ]
+    path = str(tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
+    weights.write_legacy_h5(path, groups)
+
+    class R50(CityscapesLike):
+        BACKBONE = "resnet50"
+
+    model = MaskRCNN("inference", R50(), str(tmp_path))
+    report = weights.load_imagenet_weights(model.keras_model, path, "resnet50")
+    assert len(report.loaded) == sum(1 for _, w in groups if w)
+    ours = dict(weights.weight_groups(model.keras_model))
+    for app_name, our_name in (("conv1_conv", "conv1"), ("conv1_bn", "bn_conv1"),
+                               ("conv4_block6_2_conv", "res4f_branch2b"),
+                               ("conv5_block1_0_bn", "bn5a_branch1")):
+        for a, b in zip(app.get_layer(app_name).weights, ours[our_name].weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())

@@ -1,0 +1,1 @@
+"""Speed measurements of the Mask R-CNN core (figures in docs/benchmarks.md)."""

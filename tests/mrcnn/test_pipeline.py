@@ -1,0 +1,105 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mrcnn import anchors, box_ops, pipeline
+from mrcnn.config import Config
+from mrcnn.shapes import ShapesDataset
+
+
+class SmallConfig(Config):
+    NAME = "small"
+    NUM_CLASSES = 4
+    IMAGES_PER_GPU = 2
+    IMAGE_MIN_DIM = 64
+    IMAGE_MAX_DIM = 128
+    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
+    MAX_GT_INSTANCES = 6
+
+
+def shapes(count=4, size=(96, 128)):
+    ds = ShapesDataset()
+    ds.load_shapes(count, *size, seed=5)
+    ds.prepare()
+    return ds
+
+
+def test_batches_have_the_documented_keys_shapes_and_dtypes():
+    config = SmallConfig()
+    batch = next(iter(pipeline.build_dataset(shapes(), config, shuffle=False)))
+    n_anchors = anchors.num_anchors(128, 128, config.BACKBONE_STRIDES, 3)
+    expected = {
+        "image": ([2, 128, 128, 3], tf.float32),
+        "image_meta": ([2, config.IMAGE_META_SIZE], tf.float32),
+        "rpn_match": ([2, n_anchors], tf.int32),
+        "rpn_bbox": ([2, 256, 4], tf.float32),
+        "gt_class_ids": ([2, 6], tf.int32),
+        "gt_boxes": ([2, 6, 4], tf.float32),
+        "gt_masks": ([2, 6, 56, 56], tf.bool),
+    }
+    assert {k: (v.shape.as_list(), v.dtype) for k, v in batch.items()} == expected
+    rpn_match = batch["rpn_match"].numpy()
+    assert ((rpn_match == 1).sum(1) > 0).all() and (np.abs(rpn_match).sum(1) <= 256).all()
+
+
+def test_ground_truth_agrees_with_the_dataset():
+    config = SmallConfig()
+    ds = shapes()
+    batch = next(iter(pipeline.build_dataset(ds, config, shuffle=False)))
+    image, meta, class_ids, masks = pipeline.load_image_gt(ds, config, 0)
+    n = len(class_ids)
+    np.testing.assert_array_equal(batch["gt_class_ids"][0, :n], class_ids)
+    assert (batch["gt_class_ids"][0, n:].numpy() == 0).all()
+    np.testing.assert_allclose(batch["image"][0] + config.MEAN_PIXEL, image, atol=1e-4)
+    np.testing.assert_array_equal(batch["image_meta"][0], meta)
+    # Boxes are the masks' tight boxes, normalised.
+    for k in range(n):
+        ys, xs = np.nonzero(masks[..., k])
+        tight = [ys.min(), xs.min(), ys.max() + 1, xs.max() + 1]
+        np.testing.assert_allclose(
+            box_ops.denormalize(batch["gt_boxes"][0, k], image.shape), tight
+        )
+    # Square mode: 96 x 128 -> 128 x 128 with 16 rows of padding above.
+    np.testing.assert_array_equal(meta[7:11], [16, 0, 112, 128])
+
+
+def test_augmentation_hook_transforms_image_and_masks_together():
+    config = SmallConfig()
+
+    def flip(image, masks):
+        return image[:, ::-1], masks[:, ::-1]
+
+    ds = shapes()
+    plain = next(iter(pipeline.build_dataset(ds, config, shuffle=False)))
+    flipped = next(iter(pipeline.build_dataset(ds, config, shuffle=False, augmentation=flip)))
+    np.testing.assert_allclose(flipped["image"], plain["image"][:, :, ::-1])
+    y1, x1, y2, x2 = np.moveaxis(plain["gt_boxes"].numpy(), -1, 0)
+    valid = plain["gt_class_ids"].numpy() > 0
+    # Normalised boxes (Matterport): x -> 1 - x maps x1 to 1 - x2 exactly.
+    expected = np.stack([y1, 1 - x2, y2, 1 - x1], axis=-1)[valid]
+    np.testing.assert_allclose(flipped["gt_boxes"].numpy()[valid], expected, atol=1e-6)
+    np.testing.assert_array_equal(
+        flipped["gt_masks"].numpy()[valid], plain["gt_masks"].numpy()[valid][:, :, ::-1]
+    )
+
+
+def test_more_instances_than_max_gt_instances_are_subsampled():
+    class Tight(SmallConfig):
+        MAX_GT_INSTANCES = 1
+
+    batch = next(iter(pipeline.build_dataset(shapes(), Tight(), shuffle=False)))
+    assert batch["gt_class_ids"].shape == (2, 1)
+    assert (batch["gt_class_ids"].numpy() > 0).all()
+
+
+def test_inconsistent_load_mask_names_the_image():
+    class Broken(ShapesDataset):
+        def load_mask(self, image_id):
+            masks, class_ids = super().load_mask(image_id)
+            return masks[:10], class_ids
+
+    ds = Broken()
+    ds.load_shapes(1, 64, 64)
+    ds.prepare()
+    with pytest.raises(ValueError, match="image 0 .*load_mask returned masks"):
+        pipeline.load_image_gt(ds, SmallConfig(), 0)
