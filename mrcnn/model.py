@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from mrcnn import anchors as anchor_lib
 from mrcnn import box_ops, detection, losses, masks, pipeline, proposals, targets, training
+from mrcnn import weight_files
 from mrcnn import weights as weight_io
 from mrcnn.backbone import build_backbone
 from mrcnn.config import LOSS_NAMES
@@ -381,7 +382,7 @@ class MaskRCNN:
         its folder and epoch count.
         """
         if filepath == "imagenet":
-            path = weight_io.get_weights_file("imagenet", self.config.BACKBONE)
+            path = weight_files.get_weights_file("imagenet", self.config.BACKBONE)
             report = weight_io.load_imagenet_weights(self.keras_model, path, self.config.BACKBONE)
         else:
             report = weight_io.load_weights(self.keras_model, filepath, by_name, exclude)

@@ -35,28 +35,19 @@ Public API:
     read_legacy_h5, write_legacy_h5    the file format
     weight_groups, group_weights, save_weights, load_weights, LoadReport
     imagenet_name_map, load_imagenet_weights
-    get_weights_file, default_cache_dir, COCO_WEIGHTS_URL, imagenet_weights_url
     WeightsFileError, WeightsLoadError
+
+Where the files come from (cache, download): mrcnn/weight_files.py.
 """
 
 import dataclasses
 import os
-import shutil
-import urllib.request
 import uuid
 
 import h5py
 import keras
 import numpy as np
 
-COCO_WEIGHTS_URL = (
-    "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
-)
-IMAGENET_WEIGHTS_URL_TEMPLATE = (
-    "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
-    "{backbone}_weights_tf_dim_ordering_tf_kernels_notop.h5"
-)
-WEIGHTS_DIR_ENV = "MRCNN_WEIGHTS_DIR"
 
 # Residual blocks per stage (conv2..conv5 / res2..res5) of ResNet v1.
 _RESNET_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
@@ -65,7 +56,6 @@ _RESNET_BRANCHES = {0: "1", 1: "2a", 2: "2b", 3: "2c"}
 
 # Keras 2 splits attributes bigger than this (HDF5 object header limit).
 _HDF5_ATTR_LIMIT = 64512
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 class WeightsFileError(ValueError):
@@ -614,104 +604,3 @@ def load_imagenet_weights(model, path, backbone):
     _check_unique([n for n, _ in groups], "layer names after renaming", path)
     return _load_groups(model, groups, path, by_name=True, exclude=None, renamed=renamed)
 
-
-# --------------------------------------------------------------------------
-# Where weight files come from
-# --------------------------------------------------------------------------
-
-
-def imagenet_weights_url(backbone):
-    """URL of the keras-applications ImageNet no-top weights for ``backbone``."""
-    _check_backbone(backbone)
-    return IMAGENET_WEIGHTS_URL_TEMPLATE.format(backbone=backbone)
-
-
-def default_cache_dir():
-    """Folder for downloaded weights: ``$MRCNN_WEIGHTS_DIR``, else ~/.keras/models."""
-    return os.environ.get(WEIGHTS_DIR_ENV) or os.path.join(
-        os.path.expanduser("~"), ".keras", "models"
-    )
-
-
-def _weights_source(kind, backbone):
-    """(file name, URL, description) of a known weights file."""
-    if kind == "coco":
-        if backbone != "resnet101":
-            raise ValueError(
-                f"COCO weights exist only for backbone 'resnet101' "
-                f"(Matterport's mask_rcnn_coco.h5), not {backbone!r}"
-            )
-        return "mask_rcnn_coco.h5", COCO_WEIGHTS_URL, "COCO-trained Mask R-CNN weights"
-    if kind == "imagenet":
-        url = imagenet_weights_url(backbone)
-        return url.rsplit("/", 1)[1], url, f"ImageNet {backbone} backbone weights"
-    raise ValueError(f"Unknown weights kind {kind!r}; expected 'coco' or 'imagenet'")
-
-
-def _download(url, dest, timeout):
-    """Download ``url`` to ``dest`` atomically; check it is an HDF5 file."""
-    folder, base = os.path.split(dest)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{base}.{uuid.uuid4().hex}.part")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "xb") as out:
-            shutil.copyfileobj(response, out)
-            expected = response.headers.get("Content-Length")
-            size = out.tell()
-            out.flush()
-            os.fsync(out.fileno())
-        if expected is not None and int(expected) != size:
-            raise OSError(f"incomplete download: got {size} of {expected} bytes")
-        with open(tmp, "rb") as fh:
-            if fh.read(len(_HDF5_SIGNATURE)) != _HDF5_SIGNATURE:
-                raise OSError("the downloaded data is not an HDF5 file")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def get_weights_file(kind, backbone="resnet101", cache_dir=None, download=True, timeout=60):
-    """Path of a known weights file, from the cache or downloaded into it.
-
-    Args:
-        kind: "coco" (Matterport's mask_rcnn_coco.h5, resnet101 only) or
-            "imagenet" (keras-applications ResNet no-top weights).
-        backbone: "resnet50" or "resnet101".
-        cache_dir: folder to look in and download to; default
-            ``default_cache_dir()``.
-        download: if False, only look in the cache.
-        timeout: seconds for the download connection.
-
-    Returns:
-        str, path of the file in ``cache_dir``.
-
-    Raises:
-        ValueError: unknown kind/backbone, or coco with resnet50.
-        FileNotFoundError: not cached and not downloaded; the message says
-            where it was looked for, the URL, and where to put it.
-    """
-    filename, url, what = _weights_source(kind, backbone)
-    cache_dir = os.fspath(cache_dir) if cache_dir is not None else default_cache_dir()
-    dest = os.path.join(cache_dir, filename)
-    if os.path.isfile(dest):
-        return dest
-    if not download:
-        raise FileNotFoundError(
-            _missing_message(what, filename, url, dest, "downloading is off (download=False)")
-        )
-    try:
-        _download(url, dest, timeout)
-    except Exception as exc:  # any failure becomes the how-to message
-        reason = f"the download failed ({type(exc).__name__}: {exc})"
-        raise FileNotFoundError(_missing_message(what, filename, url, dest, reason)) from exc
-    return dest
-
-
-def _missing_message(what, filename, url, dest, reason):
-    """Message for a weights file that is neither cached nor downloaded."""
-    return (
-        f"{what} not found: looked for {dest}, and {reason}. Download {filename} by "
-        f"hand from {url} and put it at {dest} (or in the folder named by "
-        f"${WEIGHTS_DIR_ENV}), or pass the path of the .h5 file directly."
-    )

@@ -1,7 +1,6 @@
 """Exact-value tests for mrcnn/masks.py: boxes from masks, mini-masks, pasting."""
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from mrcnn import masks

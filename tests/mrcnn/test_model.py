@@ -7,23 +7,18 @@ import h5py
 import numpy as np
 import pytest
 
-from mrcnn import pipeline, training, weights
-from mrcnn.config import Config
+from mrcnn import pipeline, training, weight_files, weights
+from mrcnn.config import LOSS_NAMES, Config
 from mrcnn.dataset import Dataset
 from mrcnn.model import MaskRCNN
 from mrcnn.shapes import ShapesDataset
+from samples.shapes import ShapesConfig
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
 
 
-class TinyConfig(Config):
+class TinyConfig(ShapesConfig):
     NAME = "tiny"
-    NUM_CLASSES = 4
-    BACKBONE = "resnet50"
-    IMAGES_PER_GPU = 2
-    IMAGE_MIN_DIM = 128
-    IMAGE_MAX_DIM = 128
-    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
     TRAIN_ROIS_PER_IMAGE = 16
     POST_NMS_ROIS_TRAINING = 100
     POST_NMS_ROIS_INFERENCE = 50
@@ -72,15 +67,10 @@ def trained(tmp_path_factory):
 
 def test_train_step_gives_finite_losses_with_an_empty_image(trained):
     _, history, _, _ = trained
-    for name in ("loss", *weights_free_losses()):
+    for name in ("loss", *LOSS_NAMES):
         assert np.isfinite(history[name][0]), name
         assert np.isfinite(history["val_" + name][0]), name
     assert history["mrcnn_mask_loss"][0] > 0
-
-
-def weights_free_losses():
-    return ("rpn_class_loss", "rpn_bbox_loss", "mrcnn_class_loss", "mrcnn_bbox_loss",
-            "mrcnn_mask_loss")
 
 
 def test_images_without_instances_train_with_zero_box_and_mask_losses(trained):
@@ -254,7 +244,7 @@ def test_a_renamed_layer_makes_the_load_fail_loudly(coco_file, tmp_path):
 def test_missing_weights_file_says_where_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("MRCNN_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="mask_rcnn_coco.h5"):
-        weights.get_weights_file("coco", download=False)
+        weight_files.get_weights_file("coco", download=False)
 
 
 def test_config_rejects_sizes_not_divisible_by_64():
