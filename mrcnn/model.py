@@ -20,6 +20,7 @@ convolutions still run on cuDNN.
 
 import logging
 import os
+import re
 
 import keras
 import numpy as np
@@ -44,6 +45,7 @@ from mrcnn.roi_align import pyramid_roi_align
 logger = logging.getLogger(__name__)
 
 MODES = ("training", "inference")
+IMAGENET_FILE_RE = re.compile(r"resnet(50|101)_weights_tf_dim_ordering_tf_kernels_notop\.h5")
 
 
 class MaskRCNNModel(keras.Model):
@@ -374,22 +376,33 @@ class MaskRCNN:
 
     # --------------------------------------------------------------- weights
     def load_weights(self, filepath, by_name=False, exclude=None):
-        """Load Matterport / this project's .h5 weights ("imagenet" too).
+        """Load Matterport / this project's .h5 weights, or ImageNet ones.
 
-        Fails loudly when a layer of the file cannot be loaded (see
-        mrcnn/weights.py). Loading a checkpoint of a run
-        (`.../name20240101T1200/mask_rcnn_name_0003.h5`) continues that run:
-        its folder and epoch count.
+        filepath: a .h5 file; "imagenet" or a keras-applications ImageNet
+        file (``resnet{50,101}_weights_tf_dim_ordering_tf_kernels_notop.h5``)
+        loads the backbone through Matterport's layer names. Fails loudly
+        when a layer of the file cannot be loaded (see mrcnn/weights.py).
+        Loading a checkpoint of a run (`.../name20240101T1200/
+        mask_rcnn_name_0003.h5`) continues that run: its folder and epochs.
+        Returns the LoadReport (also printed).
         """
         if filepath == "imagenet":
-            path = weight_files.get_weights_file("imagenet", self.config.BACKBONE)
-            report = weight_io.load_imagenet_weights(self.keras_model, path, self.config.BACKBONE)
+            filepath = self.get_imagenet_weights()
+        if IMAGENET_FILE_RE.fullmatch(os.path.basename(filepath)):
+            report = weight_io.load_imagenet_weights(
+                self.keras_model, filepath, self.config.BACKBONE
+            )
         else:
             report = weight_io.load_weights(self.keras_model, filepath, by_name, exclude)
             self.set_log_dir(filepath)
         logger.info("%s", report)
         print(report)
         return report
+
+    def get_imagenet_weights(self):
+        """Path of the ImageNet weights of this config's backbone (cached or
+        downloaded; a clear error says where to get them otherwise)."""
+        return weight_files.get_weights_file("imagenet", self.config.BACKBONE)
 
     def save_weights(self, filepath):
         """Write the weights in the legacy Keras-2 HDF5 layout, atomically."""
@@ -537,7 +550,7 @@ class MaskRCNN:
         return results
 
     def get_anchors(self, image_shape):
-        """Pixel anchors [A, 4] of a molded image of `image_shape` (numpy)."""
+        """Normalised anchors [A, 4] of a molded image of `image_shape` (numpy)."""
         return self.keras_model.anchors(image_shape[:2]).numpy()
 
 

@@ -278,7 +278,7 @@ def test_imagenet_resnet50_weights_map_onto_our_backbone(tmp_path):
         BACKBONE = "resnet50"
 
     model = MaskRCNN("inference", R50(), str(tmp_path))
-    report = weights.load_imagenet_weights(model.keras_model, path, "resnet50")
+    report = model.load_weights(path)
     assert len(report.loaded) == sum(1 for _, w in groups if w)
     ours = dict(weights.weight_groups(model.keras_model))
     for app_name, our_name in (("conv1_conv", "conv1"), ("conv1_bn", "bn_conv1"),
