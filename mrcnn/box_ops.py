@@ -102,10 +102,14 @@ def normalize(boxes, shape):
     return (tf.cast(boxes, tf.float32) - shift) / scale
 
 
-def denormalize(boxes, shape):
-    """Inverse of `normalize`, rounded to whole pixels. -> float32 [..., 4]"""
+def denormalize(boxes, shape, rounded=True):
+    """Inverse of `normalize`, rounded to whole pixels unless `rounded=False`.
+
+    -> float32 [..., 4]
+    """
     scale, shift = _norm_scale_shift(shape)
-    return tf.round(tf.cast(boxes, tf.float32) * scale + shift)
+    boxes = tf.cast(boxes, tf.float32) * scale + shift
+    return tf.round(boxes) if rounded else boxes
 
 
 def nonzero_rows(boxes):

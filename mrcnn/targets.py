@@ -119,20 +119,25 @@ def detection_targets(
     pos_deltas = box_ops.encode(pos_rois, pos_boxes, std_dev)
 
     # Each positive ROI, in the frame that its instance's mask grid spans,
-    # cut out of that mask.
-    frames = pos_boxes if mini_masks else tf.ones_like(pos_boxes) * [0.0, 0.0, 1.0, 1.0]
+    # cut out of that mask: the instance's box for mini-masks; for full-size
+    # masks the whole image, in pixel edges (the masks give its size).
+    grid_h, grid_w = tf.shape(gt_masks)[1], tf.shape(gt_masks)[2]
+    fh, fw = tf.cast(grid_h, tf.float32), tf.cast(grid_w, tf.float32)
+    if mini_masks:
+        rois_f, frames = pos_rois, pos_boxes
+    else:
+        rois_f = box_ops.denormalize(pos_rois, (grid_h, grid_w), rounded=False)
+        frames = tf.zeros_like(pos_rois) + tf.stack([0.0, 0.0, fh, fw])
     y1, x1, y2, x2 = tf.unstack(frames, axis=1)
     h, w = y2 - y1, x2 - x1
-    mini_h, mini_w = tf.shape(gt_masks)[1], tf.shape(gt_masks)[2]
-    ry1, rx1, ry2, rx2 = tf.unstack(pos_rois, axis=1)
-    fh, fw = tf.cast(mini_h, tf.float32), tf.cast(mini_w, tf.float32)
+    ry1, rx1, ry2, rx2 = tf.unstack(rois_f, axis=1)
     regions = tf.stack(
         [(ry1 - y1) / h * fh, (rx1 - x1) / w * fw, (ry2 - y1) / h * fh, (rx2 - x1) / w * fw],
         axis=1,
     )
     pos_masks = tf.image.crop_and_resize(
         gt_masks[..., None],
-        masks.resample_boxes(regions, (mini_h, mini_w), mask_shape),
+        masks.resample_boxes(regions, (grid_h, grid_w), mask_shape),
         gt_idx,
         mask_shape,
     )[..., 0]

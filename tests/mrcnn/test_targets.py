@@ -289,12 +289,24 @@ def test_detection_targets_no_instances():
 
 
 def test_detection_targets_full_size_masks():
-    # mini_masks=False: masks span the whole (normalised) image.
+    # mini_masks=False: masks span the whole image; normalised boxes follow
+    # Matterport's convention (pixel (y1, x1, y2, x2) -> y1 / (H - 1), ...).
     full = np.zeros((2, 40, 40), bool)
-    full[0, 4:16, 4:20] = True  # gt 0 occupies (0.1, 0.1, 0.4, 0.5) of 40 px
+    full[0, 4:16, 4:20] = True
     full[1, 24:36, 20:36] = True
+    boxes = box_ops.normalize([[4, 4, 16, 20], [24, 20, 36, 36]], (40, 40)).numpy()
     rois, ids, _, tmasks, _ = _detection_targets(
-        PROPOSALS[:1], gt_masks=full, include_gt=False, mini_masks=False, rois_per_image=4
+        boxes[:1], boxes=boxes, gt_masks=full, include_gt=False, mini_masks=False,
+        rois_per_image=4,
     )
     assert ids[0] == 3
     np.testing.assert_array_equal(tmasks[0], np.ones((28, 28)))
+    # The top half of the same box samples the top half of the instance.
+    half = box_ops.normalize([[4, 4, 12, 20]], (40, 40)).numpy()  # IoU 2/3
+    rois, ids, _, tmasks, _ = _detection_targets(
+        half, boxes=boxes, gt_masks=full & (np.arange(40) < 8)[None, :, None],
+        include_gt=False, mini_masks=False, rois_per_image=4,
+    )
+    expected = np.zeros((28, 28))
+    expected[:14] = 1
+    np.testing.assert_array_equal(tmasks[0], expected)
