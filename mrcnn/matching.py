@@ -42,6 +42,11 @@ def match(iou, negative_below, positive_from, allow_low_quality=True):
     return matched, tf.cast(labels, tf.int32)
 
 
+def max_positives(num_samples, positive_fraction):
+    """The most positives `sample_balanced` keeps out of `num_samples`."""
+    return int(num_samples * positive_fraction)
+
+
 def sample_balanced(positive, negative, num_samples, positive_fraction, seed=None):
     """Random subsample of at most `num_samples` indices.
 
@@ -53,7 +58,7 @@ def sample_balanced(positive, negative, num_samples, positive_fraction, seed=Non
     """
     pos = tf.random.shuffle(tf.cast(tf.where(positive)[:, 0], tf.int32), seed=seed)
     neg = tf.random.shuffle(tf.cast(tf.where(negative)[:, 0], tf.int32), seed=seed)
-    pos = pos[: int(num_samples * positive_fraction)]
+    pos = pos[: max_positives(num_samples, positive_fraction)]
     neg = neg[: num_samples - tf.shape(pos)[0]]
     return pos, neg
 

@@ -27,7 +27,17 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn import anchors as anchor_lib
-from mrcnn import box_ops, detection, losses, masks, pipeline, proposals, targets, training
+from mrcnn import (
+    box_ops,
+    detection,
+    losses,
+    masks,
+    matching,
+    pipeline,
+    proposals,
+    targets,
+    training,
+)
 from mrcnn import weight_files
 from mrcnn import weights as weight_io
 from mrcnn.backbone import build_backbone
@@ -74,8 +84,10 @@ class MaskRCNNModel(keras.Model):
 
     Returns a dict. Training mode: rpn_class_logits [B, A, 2], rpn_bbox
     [B, A, 4], rois [B, T, 4], target_class_ids [B, T], target_deltas
-    [B, T, 4], target_masks [B, T, h, w], roi_valid [B, T], mrcnn_class_logits
-    [B, T, C], mrcnn_bbox [B, T, C, 4], mrcnn_mask [B, T, h, w, C].
+    [B, T, 4], roi_valid [B, T], mrcnn_class_logits [B, T, C], mrcnn_bbox
+    [B, T, C, 4]; for the first P rows, where the positives are (P =
+    max_positives(T, positive_fraction)): target_masks [B, P, h, w],
+    mask_class_ids [B, P], mrcnn_mask [B, P, h, w, C].
     Inference mode: detections [B, D, 6] (y1, x1, y2, x2, class_id, score),
     mrcnn_mask [B, D, h, w, C], rois [B, R, 4] (the proposals).
     """
@@ -224,18 +236,22 @@ class MaskRCNNModel(keras.Model):
             ),
         )
         logits, _, pred_deltas = self._heads(rois, head_maps, image_shape, training)
-        pred_masks = self._masks(rois, head_maps, image_shape, training)
+        # Positives come first and number at most max_positives: the mask
+        # head (the costliest part of a step) only runs on those rows.
+        m = matching.max_positives(self.rois_per_image, self.positive_fraction)
+        pred_masks = self._masks(rois[:, :m], head_maps, image_shape, training)
         return {
             "rpn_class_logits": rpn_logits,
             "rpn_bbox": rpn_deltas,
             "rois": rois,
             "target_class_ids": class_ids,
             "target_deltas": deltas,
-            "target_masks": mask_targets,
+            "target_masks": mask_targets[:, :m],
             "roi_valid": valid,
             "mrcnn_class_logits": logits,
             "mrcnn_bbox": pred_deltas,
             "mrcnn_mask": pred_masks,
+            "mask_class_ids": class_ids[:, :m],
         }
 
     # -------------------------------------------------------------- training
@@ -255,7 +271,7 @@ class MaskRCNNModel(keras.Model):
                 outputs["target_deltas"], outputs["target_class_ids"], outputs["mrcnn_bbox"]
             ),
             "mrcnn_mask_loss": losses.mrcnn_mask_loss(
-                outputs["target_masks"], outputs["target_class_ids"], outputs["mrcnn_mask"]
+                outputs["target_masks"], outputs["mask_class_ids"], outputs["mrcnn_mask"]
             ),
         }
 

@@ -90,7 +90,8 @@ def detection_targets(
 ):
     """Sample ROIs and give each its class, box deltas and mask target.
 
-    proposals: [P, 4] normalised (zero rows are padding); gt_boxes normalised;
+    proposals: [P, 4] normalised (zero rows are padding, boxes without area
+    are dropped); gt_boxes normalised;
     gt_masks: [M, h, w], mini-masks when `mini_masks`, else full-image masks.
     Positives have IoU >= 0.5 with an
     instance, negatives IoU < 0.5 and no overlap with a crowd. With
@@ -100,7 +101,8 @@ def detection_targets(
         deltas [T, 4] (divided by std_dev), masks [T, mask_h, mask_w] float
         in {0, 1}, valid [T] bool (False for padding rows).
     """
-    proposals = tf.boolean_mask(proposals, box_ops.nonzero_rows(proposals))
+    # Padding rows and proposals clipped down to nothing have no area.
+    proposals = tf.boolean_mask(proposals, box_ops.area(proposals) > 0.0)
     class_ids, boxes, crowd, is_instance = _split_crowd(gt_class_ids, gt_boxes)
     gt_masks = tf.boolean_mask(tf.cast(gt_masks, tf.float32), is_instance)
     if include_gt:

@@ -8,7 +8,7 @@ from samples.shapes import best_mask_ious, train_and_check
 
 @pytest.mark.slow
 def test_overfits_a_few_images_and_recovers_their_masks(tmp_path):
-    ious = train_and_check(images=4, epochs=3, model_dir=str(tmp_path))
+    ious = train_and_check(images=4, epochs=4, model_dir=str(tmp_path))
     # Every ground-truth instance is found with its class and a good mask.
     assert len(ious) >= 4
     assert (ious > 0.5).all(), ious
