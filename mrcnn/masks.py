@@ -68,7 +68,8 @@ def mini_masks(masks, boxes, shape):
 
     masks: [H, W, N] bool, boxes: [N, 4] pixels -> [N, shape[0], shape[1]] bool
     """
-    image = tf.transpose(tf.cast(masks, tf.float32), [2, 0, 1])[..., None]  # [N, H, W, 1]
+    # uint8, not float: a quarter of the memory traffic for full-size masks.
+    image = tf.transpose(tf.cast(masks, tf.uint8), [2, 0, 1])[..., None]  # [N, H, W, 1]
     # A zero border: samples just outside the image see what they see just
     # outside any tight box, instead of crop_and_resize's cut-off.
     image = tf.pad(image, [[0, 0], [1, 1], [1, 1], [0, 0]])
