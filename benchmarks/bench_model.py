@@ -2,7 +2,7 @@
 
     .venv/bin/python -m benchmarks.bench_model \\
         [--backbones resnet50,resnet101] [--sizes 512x1024,1024x2048] \\
-        [--steps 3] [--pipeline-steps 10] [--out docs/bench_table.md]
+        [--steps 3] [--pipeline-steps 20] [--breakdown] [--out table.md] [--json raw.json]
 
 For every (backbone, H x W) case, two fresh subprocesses run (so that the
 peak resident memory reported belongs to that case and phase group):
@@ -29,7 +29,17 @@ subprocess is killed when it runs past `--case-timeout` seconds, when its
 resident memory passes `--max-rss-gib`, or when the machine's available
 memory falls under 1 GiB; the table then says so.
 
-All weights are random (no weight file is read or downloaded).
+--breakdown also times parts of the train step after it (forward pass;
+backbone + FPN forward, and forward + backward; RPN head forward + backward;
+proposals; mask head forward + backward on as many ROIs as the train step
+gives it), each in its own tf.function.
+
+The header names the commit and a hash of mrcnn/*.py; as other people may
+edit mrcnn/ during a run, the hash is taken again after every subprocess and
+a change is reported as a WARNING line.
+
+All weights are random (`keras.utils.set_random_seed(0)`; no weight file is
+read or downloaded). Results and figures: docs/benchmarks.md.
 """
 
 import argparse
@@ -170,7 +180,10 @@ def peak_rss_kib():
 
 
 def timed_calls(fn, steps, warmup, budget):
-    """Run fn warmup times, then up to `steps` timed times. -> (first, times)"""
+    """Run fn `warmup` times, then up to `steps` timed times.
+
+    Returns (first call s, [timed call s], process CPU s per wall s).
+    """
     first = None
     for i in range(warmup):
         t0 = time.perf_counter()
@@ -178,26 +191,44 @@ def timed_calls(fn, steps, warmup, budget):
         if i == 0:
             first = time.perf_counter() - t0
     times = []
+    cpu0 = time.process_time()
     for i in range(steps):
         if i >= 2 and sum(times) + statistics.median(times) > budget:
             break
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return first, times
+    # Process CPU seconds per wall second over the timed calls (all threads):
+    # about the core count when the process had the machine to itself.
+    cpu_per_wall = (time.process_time() - cpu0) / sum(times)
+    return first, times, cpu_per_wall
 
 
 def log(msg):
     print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def row(phase, first, times, **extra):
+def row(phase, timing, **extra):
+    first, times, cpu_per_wall = timing
     return {"phase": phase, "first_s": first, "times_s": times,
-            "median_s": statistics.median(times), "peak_rss_kib": peak_rss_kib(),
+            "median_s": statistics.median(times), "mean_s": statistics.fmean(times),
+            "cpu_per_wall": cpu_per_wall, "peak_rss_kib": peak_rss_kib(),
             "loadavg": os.getloadavg()[0], **extra}
 
 
 # ------------------------------------------------------------ child phases
+def time_pipeline(ds, args):
+    """Time batches from a tf.data iterator. -> (last batch, timed_calls result)"""
+    it = iter(ds)
+    holder = {}
+
+    def next_batch():
+        holder["batch"] = next(it)
+
+    timing = timed_calls(next_batch, args.pipeline_steps, args.warmup, args.phase_budget)
+    return holder["batch"], timing
+
+
 def child_train(backbone, height, width, args, emit):
     import tensorflow as tf
 
@@ -208,21 +239,14 @@ def child_train(backbone, height, width, args, emit):
     config = make_config(backbone, height, width, "training")
     dataset = make_dataset(height, width)
 
-    # Input pipeline, on its own (no model in memory yet).
-    ds = build_dataset(dataset, config, seed=SEED)
-    it = iter(ds)
-    holder = {}
-
-    def next_batch():
-        holder["batch"] = next(it)
-
-    first, times = timed_calls(next_batch, args.pipeline_steps, args.warmup, args.phase_budget)
-    batch = holder["batch"]
-    n_gt = int(tf.math.count_nonzero(batch["gt_class_ids"]))
-    emit(row("input pipeline", first, times, gt_instances=n_gt))
-    log(f"input pipeline: median {statistics.median(times):.3f} s/batch, {n_gt} gt instances")
-    del it, ds, holder
+    # Input pipeline, on its own (no model in memory yet). The iterator is
+    # dropped afterwards so that its prefetching stops before the train steps.
+    batch, timing = time_pipeline(build_dataset(dataset, config, seed=SEED), args)
     gc.collect()
+    n_gt = int(tf.math.count_nonzero(batch["gt_class_ids"]))
+    emit(row("input pipeline", timing, gt_instances=n_gt))
+    log(f"input pipeline: median {statistics.median(timing[1]):.3f} s/batch, "
+        f"{n_gt} gt instances")
 
     with tempfile.TemporaryDirectory() as tmpdir:
         t0 = time.perf_counter()
@@ -239,12 +263,83 @@ def child_train(backbone, height, width, args, emit):
             losses.append({k: float(v) for k, v in logs.items()})
 
         log(f"train model built in {build_s:.1f} s; running train steps")
-        first, times = timed_calls(train_once, args.steps, args.warmup, args.phase_budget)
+        timing = timed_calls(train_once, args.steps, args.warmup, args.phase_budget)
+        first, times = timing[:2]
         finite = all(np.isfinite(v) for d in losses for v in d.values())
-        emit(row("train step", first, times, build_s=build_s, last_losses=losses[-1],
+        emit(row("train step", timing, build_s=build_s, last_losses=losses[-1],
                  losses_finite=finite, trainable_weights=len(km.trainable_weights)))
         log(f"train step: median {statistics.median(times):.2f} s, first {first:.1f} s, "
             f"loss {losses[-1]['loss']:.3f}")
+        if args.breakdown:
+            train_row = emit.rows[-1]
+            train_row["breakdown"] = train_breakdown(km, batch, config, args)
+            emit(None)
+            log(f"train step breakdown: {train_row['breakdown']}")
+
+
+def train_breakdown(km, batch, config, args):
+    """Median seconds of parts of the train step, each in its own tf.function.
+
+    Run after the train-step timing (so it does not change that row's peak
+    memory). The parts overlap: the forward pass includes the backbone.
+    """
+    import tensorflow as tf
+
+    def grads_of(fn, variables):
+        @tf.function
+        def run(x):
+            with tf.GradientTape() as tape:
+                out = fn(x)
+                total = tf.add_n([tf.reduce_sum(o) for o in tf.nest.flatten(out)])
+            return tape.gradient(total, variables)
+        return run
+
+    forward = tf.function(lambda b: km(b, training=True))
+    backbone_fwd = tf.function(lambda x: km.backbone(x, training=True))
+    backbone_fb = grads_of(lambda x: km.backbone(x, training=True),
+                           km.backbone.trainable_variables)
+    mask_fb = grads_of(lambda x: km.mask_head(x, training=True),
+                       km.mask_head.trainable_variables)
+    # As many ROIs as the train step gives the mask head: all sampled ROIs
+    # (Matterport), or only the positive rows where mrcnn has max_positives.
+    from mrcnn import matching
+
+    if hasattr(matching, "max_positives"):
+        mask_rois = matching.max_positives(config.TRAIN_ROIS_PER_IMAGE,
+                                           config.ROI_POSITIVE_RATIO)
+    else:
+        mask_rois = config.TRAIN_ROIS_PER_IMAGE
+    pooled = tf.random.normal(
+        [1, mask_rois, config.MASK_POOL_SIZE, config.MASK_POOL_SIZE,
+         config.TOP_DOWN_PYRAMID_SIZE])
+    # The RPN head on the five pyramid levels, and the proposal layer, on
+    # the feature maps / RPN outputs of this batch (computed once, untimed).
+    from mrcnn import proposals
+
+    feature_maps = list(backbone_fwd(batch["image"]))
+    rpn_fb = grads_of(lambda fs: [km.rpn(f) for f in fs], km.rpn.trainable_variables)
+    _, rpn_probs, rpn_deltas = km._rpn(feature_maps)
+    anchors = km.anchors(tf.shape(batch["image"])[1:3])
+    proposal_fn = tf.function(lambda p, d: proposals.generate_proposals(
+        p, d, anchors, km.proposal_count, km.rpn_nms_threshold, km.pre_nms_limit,
+        km.rpn_std_dev))
+    parts = {
+        "forward pass (training mode, no gradients)": (forward, (batch,)),
+        "backbone + FPN forward": (backbone_fwd, (batch["image"],)),
+        "backbone + FPN forward + backward": (backbone_fb, (batch["image"],)),
+        "RPN head forward + backward (5 levels)": (rpn_fb, (feature_maps,)),
+        f"proposals ({km.pre_nms_limit} -> {km.proposal_count}, NMS)":
+            (proposal_fn, (rpn_probs, rpn_deltas)),
+        f"mask head forward + backward ({mask_rois} ROIs)": (mask_fb, (pooled,)),
+    }
+    out, cpu_s, wall_s = {}, 0.0, 0.0
+    for name, (fn, x) in parts.items():
+        _, times, c = timed_calls(lambda: fn(*x), args.steps, args.warmup, args.phase_budget)
+        out[name] = statistics.median(times)
+        cpu_s += c * sum(times)
+        wall_s += sum(times)
+    out["CPU s/s over all parts"] = cpu_s / wall_s
+    return out
 
 
 def child_detect(backbone, height, width, args, emit):
@@ -289,9 +384,10 @@ def child_detect(backbone, height, width, args, emit):
             splits.append(dict(parts))
 
         log(f"inference model built in {build_s:.1f} s; running detect")
-        first, times = timed_calls(detect_once, args.steps, args.warmup, args.phase_budget)
+        timing = timed_calls(detect_once, args.steps, args.warmup, args.phase_budget)
+        first, times = timing[:2]
         timed_splits = splits[-len(times):]
-        emit(row("detect", first, times, build_s=build_s, detections=counts[-len(times):],
+        emit(row("detect", timing, build_s=build_s, detections=counts[-len(times):],
                  graph_s=statistics.median(s["graph"] for s in timed_splits),
                  unmold_s=statistics.median(s["unmold"] for s in timed_splits)))
         log(f"detect: median {statistics.median(times):.2f} s, first {first:.1f} s, "
@@ -300,14 +396,21 @@ def child_detect(backbone, height, width, args, emit):
 
 
 def run_child(args):
+    import keras
+
+    keras.utils.set_random_seed(SEED)  # same random weights in every run
     height, width = parse_size(args.size)
     rows = []
 
     def emit(r):
-        r.update(backbone=args.backbone, size=args.size, batch=1)
-        rows.append(r)
+        """Add a result row (None: rewrite the file after a row changed)."""
+        if r is not None:
+            r.update(backbone=args.backbone, size=args.size, batch=1)
+            rows.append(r)
         with open(args.result_file, "w") as f:
             json.dump(rows, f)
+
+    emit.rows = rows
 
     if args.child == "train":
         child_train(args.backbone, height, width, args, emit)
@@ -348,6 +451,8 @@ def spawn(group, backbone, size, args):
            "--backbone", backbone, "--size", size, "--result-file", result_file,
            "--steps", str(args.steps), "--pipeline-steps", str(args.pipeline_steps),
            "--warmup", str(args.warmup), "--phase-budget", str(args.phase_budget)]
+    if args.breakdown and group == "train":
+        cmd.append("--breakdown")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT)
     log(f"{backbone} {size} {group}: starting")
     t0 = time.perf_counter()
@@ -385,6 +490,32 @@ def spawn(group, backbone, size, args):
     return rows, failure, wall, max_rss
 
 
+def code_state():
+    """Commit and a hash of mrcnn/*.py as they are on disk now.
+
+    Other people may edit mrcnn/ while a run goes on; the parent compares
+    this before and after every subprocess and says so when it changed.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    folder = os.path.join(REPO_ROOT, "mrcnn")
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".py"):
+            digest.update(name.encode())
+            with open(os.path.join(folder, name), "rb") as f:
+                digest.update(f.read())
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "mrcnn"],
+                               cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit, dirty = "unknown", ""
+    return {"commit": commit, "mrcnn_dirty": bool(dirty),
+            "mrcnn_sha256": digest.hexdigest()[:12]}
+
+
 def versions():
     import keras
     import tensorflow as tf
@@ -416,7 +547,7 @@ def fmt_table(rows):
             continue
         notes = []
         if r["phase"] == "input pipeline":
-            notes.append(f"{r['gt_instances']} GT instances/image")
+            notes.append(f"mean {r['mean_s']:.3f} s; {r['gt_instances']} GT instances/image")
         if r["phase"] == "train step":
             notes.append(f"loss {r['last_losses']['loss']:.2f}"
                          + ("" if r["losses_finite"] else " (NOT FINITE)"))
@@ -424,7 +555,7 @@ def fmt_table(rows):
             dets = sorted(set(r["detections"]))
             notes.append(f"{'/'.join(map(str, dets))} detections; graph {r['graph_s']:.2f} s, "
                          f"unmold+paste {r['unmold_s']:.2f} s")
-        notes.append(f"load {r['loadavg']:.1f}")
+        notes.append(f"CPU {r['cpu_per_wall']:.1f} s/s; load {r['loadavg']:.1f}")
         if r.get("failure"):
             notes.append(r["failure"])
         med = r["median_s"]
@@ -443,6 +574,8 @@ def run_parent(args):
     for s in sizes:
         parse_size(s)
     info = versions()
+    code = code_state()
+    code_changes = []
     all_rows, raw = [], []
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     for backbone in backbones:
@@ -450,6 +583,12 @@ def run_parent(args):
             for group, phases in (("train", ("input pipeline", "train step")),
                                   ("detect", ("detect",))):
                 rows, failure, wall, max_rss = spawn(group, backbone, size, args)
+                now = code_state()
+                if now != code:
+                    code_changes.append(f"mrcnn/ changed on disk during {backbone} {size} "
+                                        f"{group}: {code} -> {now}")
+                    log(code_changes[-1])
+                    code = now
                 raw.extend(rows)
                 done = {r["phase"] for r in rows}
                 if failure and rows and done.issuperset(phases):
@@ -463,13 +602,28 @@ def run_parent(args):
                             "peak_gib": f"{max_rss / 2**20:.2f} (polled)",
                         })
     table = fmt_table(all_rows)
+    broken = [r for r in all_rows if r.get("breakdown")]
+    if broken:
+        table += ("\n\nTrain step broken down (median s per call; parts overlap, "
+                  "each part timed on its own):\n\n| backbone | image (H x W) | train step | "
+                  + " | ".join(broken[0]["breakdown"]) + " |\n|" + "---|" * (3 + len(
+                      broken[0]["breakdown"])))
+        for r in broken:
+            table += (f"\n| {r['backbone']} | {r['size'].replace('x', ' x ')} "
+                      f"| {r['median_s']:.2f} | "
+                      + " | ".join(f"{v:.2f}" for v in r["breakdown"].values()) + " |")
     header = (
         f"Mask R-CNN benchmark, {started}: TensorFlow {info['tensorflow']}, "
         f"Keras {info['keras']}, Python {info['python']}, NumPy {info['numpy']}; "
         f"{info['cpu_count']} CPUs ({info['cpus_usable']} usable, {info['cpu_model']}), "
         f"{info['gpus']} GPUs; --steps {args.steps}, --pipeline-steps {args.pipeline_steps}, "
-        f"--warmup {args.warmup}, --phase-budget {args.phase_budget:g} s"
+        f"--warmup {args.warmup}, --phase-budget {args.phase_budget:g} s; "
+        f"code: commit {code['commit']}"
+        + (" with uncommitted changes in mrcnn/" if code["mrcnn_dirty"] else "")
+        + f", mrcnn/*.py sha256 {code['mrcnn_sha256']}"
     )
+    if code_changes:
+        header += "\n\nWARNING: " + "\nWARNING: ".join(code_changes)
     print()
     print(header)
     print()
@@ -479,7 +633,8 @@ def run_parent(args):
             f.write(header + "\n\n" + table + "\n")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"info": info, "args": vars(args), "rows": raw}, f, indent=1)
+            json.dump({"info": info, "code": code, "code_changes": code_changes,
+                       "args": vars(args), "rows": raw}, f, indent=1)
     return 1 if any(r.get("failure") for r in all_rows) else 0
 
 
@@ -491,8 +646,8 @@ def main(argv=None):
                    help=f"comma-separated HxW, multiples of 64 (default {DEFAULT_SIZES})")
     p.add_argument("--steps", type=int, default=3,
                    help="timed train steps and timed detect calls per case (default 3)")
-    p.add_argument("--pipeline-steps", type=int, default=10,
-                   help="timed input-pipeline batches per case (default 10)")
+    p.add_argument("--pipeline-steps", type=int, default=20,
+                   help="timed input-pipeline batches per case (default 20)")
     p.add_argument("--warmup", type=int, default=1,
                    help="untimed calls before timing; the first one traces (default 1)")
     p.add_argument("--phase-budget", type=float, default=300.0,
@@ -502,6 +657,9 @@ def main(argv=None):
                    help="kill a subprocess after this many seconds (default 1200)")
     p.add_argument("--max-rss-gib", type=float, default=20.0,
                    help="kill a subprocess whose resident memory passes this (default 20)")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also time parts of the train step (forward pass, backbone + FPN "
+                        "forward / forward + backward, RPN head, proposals, mask head)")
     p.add_argument("--out", help="also write the Markdown table to this file")
     p.add_argument("--json", help="also write the raw measurements to this JSON file")
     # Internal: one subprocess per (backbone, size, phase group).
