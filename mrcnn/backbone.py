@@ -22,9 +22,11 @@ Feature maps and their strides relative to the molded image:
 
 import keras
 
-ARCHITECTURES = ("resnet50", "resnet101")
-# Identity blocks after the conv block of stage 4: 'b'..'f' or 'b'..'w'.
-STAGE4_IDENTITY_BLOCKS = {"resnet50": 5, "resnet101": 22}
+# Residual blocks of stages 2..5 (res2..res5 / keras-applications conv2..conv5):
+# one conv block 'a', then identity blocks 'b', 'c', ... (stage 4 of
+# resnet101: 'b'..'w').
+RESNET_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
+ARCHITECTURES = tuple(RESNET_BLOCKS)
 
 
 class BatchNorm(keras.layers.BatchNormalization):
@@ -162,13 +164,11 @@ def resnet_graph(image, architecture, train_bn):
             )
         return x
 
-    c2 = stage(x, 2, (64, 64, 256), 2, strides=1)
-    c3 = stage(c2, 3, (128, 128, 512), 3, strides=2)
-    c4 = stage(
-        c3, 4, (256, 256, 1024), STAGE4_IDENTITY_BLOCKS[architecture],
-        strides=2,
-    )
-    c5 = stage(c4, 5, (512, 512, 2048), 2, strides=2)
+    b2, b3, b4, b5 = RESNET_BLOCKS[architecture]
+    c2 = stage(x, 2, (64, 64, 256), b2 - 1, strides=1)
+    c3 = stage(c2, 3, (128, 128, 512), b3 - 1, strides=2)
+    c4 = stage(c3, 4, (256, 256, 1024), b4 - 1, strides=2)
+    c5 = stage(c4, 5, (512, 512, 2048), b5 - 1, strides=2)
     return [c2, c3, c4, c5]
 
 

@@ -137,7 +137,7 @@ class Config:
                 fail(field, "must be a positive integer")
         if self.NUM_CLASSES < 2:
             fail("NUM_CLASSES", "must count the background and at least one class")
-        if not callable(self.BACKBONE) and self.BACKBONE not in BACKBONES:
+        if self.BACKBONE not in BACKBONES:
             fail("BACKBONE", f"must be one of {BACKBONES}")
         if self.OPTIMIZER not in OPTIMIZERS:
             fail("OPTIMIZER", f"must be one of {OPTIMIZERS}")

@@ -19,6 +19,7 @@ the visible parts, and a shape hidden entirely is left out.
 import numpy as np
 import skimage.draw
 
+from mrcnn import box_ops
 from mrcnn.dataset import Dataset
 
 SOURCE = "shapes"
@@ -97,23 +98,11 @@ def _random_image_spec(rng, height, width, max_shapes):
         y = int(rng.integers(reach, height - reach))
         x = int(rng.integers(reach, width - reach))
         box = np.array([y - size, x - size, y + size, x + size])
-        if boxes and _iou(box, np.array(boxes)).max() > MAX_BOX_IOU:
+        if boxes and box_ops.iou([box], boxes).numpy().max() > MAX_BOX_IOU:
             continue
         boxes.append(box)
         shapes.append((name, tuple(int(c) for c in color), (y, x, size)))
     return tuple(int(c) for c in bg), shapes
-
-
-def _iou(box, boxes):
-    """IoU of box [4] with boxes [K, 4] (y1, x1, y2, x2). Returns [K]."""
-    y1 = np.maximum(box[0], boxes[:, 0])
-    x1 = np.maximum(box[1], boxes[:, 1])
-    y2 = np.minimum(box[2], boxes[:, 2])
-    x2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(y2 - y1, 0, None) * np.clip(x2 - x1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    return inter / (area + areas - inter)
 
 
 def _shape_masks(info):

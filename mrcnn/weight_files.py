@@ -12,6 +12,8 @@ import shutil
 import urllib.request
 import uuid
 
+from mrcnn.config import BACKBONES
+
 COCO_WEIGHTS_URL = (
     "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
 )
@@ -20,7 +22,6 @@ IMAGENET_WEIGHTS_URL_TEMPLATE = (
     "{backbone}_weights_tf_dim_ordering_tf_kernels_notop.h5"
 )
 WEIGHTS_DIR_ENV = "MRCNN_WEIGHTS_DIR"
-BACKBONES = ("resnet50", "resnet101")
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 

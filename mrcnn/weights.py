@@ -48,9 +48,9 @@ import h5py
 import keras
 import numpy as np
 
+from mrcnn.backbone import RESNET_BLOCKS
 
-# Residual blocks per stage (conv2..conv5 / res2..res5) of ResNet v1.
-_RESNET_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
+
 # keras-applications block conv index -> Matterport branch name.
 _RESNET_BRANCHES = {0: "1", 1: "2a", 2: "2b", 3: "2c"}
 
@@ -524,9 +524,9 @@ def load_weights(model, path, by_name=False, exclude=None):
 
 
 def _check_backbone(backbone):
-    if backbone not in _RESNET_BLOCKS:
+    if backbone not in RESNET_BLOCKS:
         raise ValueError(
-            f"Unknown backbone {backbone!r}; expected one of {sorted(_RESNET_BLOCKS)}"
+            f"Unknown backbone {backbone!r}; expected one of {sorted(RESNET_BLOCKS)}"
         )
 
 
@@ -547,7 +547,7 @@ def imagenet_name_map(backbone):
     """
     _check_backbone(backbone)
     names = {"conv1_conv": "conv1", "conv1_bn": "bn_conv1"}
-    for stage, blocks in enumerate(_RESNET_BLOCKS[backbone], start=2):
+    for stage, blocks in enumerate(RESNET_BLOCKS[backbone], start=2):
         for block in range(1, blocks + 1):
             letter = chr(ord("a") + block - 1)
             # Only the first block of a stage has a shortcut conv (k=0).
