@@ -1,0 +1,1 @@
+"""Cityscapes instance segmentation on top of `mrcnn` (which knows nothing of it)."""
