@@ -125,6 +125,15 @@ class Dataset:
         except OSError as e:
             raise OSError(f"image {image_id}: cannot read image file {path}: {e}") from e
 
+    def cache_version(self, image_id):
+        """A string that changes whenever `load_mask(image_id)` would change.
+
+        `mrcnn.mask_cache.MiniMaskCache` keys its files with it. None (the
+        default) means "do not cache this image": override it, e.g. with the
+        modification times of the annotation files, to enable the cache.
+        """
+        return None
+
     def load_mask(self, image_id):
         """Instance masks [H, W, N] bool and class ids [N] int32.
 

@@ -67,7 +67,7 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
     if mode == "square" and round(max(h, w) * scale) > max_dim:
         scale = max_dim / max(h, w)
     if scale != 1:
-        image = _resize(image, _scaled_size(h, w, scale))
+        image = _resize(image, scaled_size(h, w, scale))
     h, w = image.shape[:2]
 
     if mode == "crop":
@@ -97,7 +97,7 @@ def resize_mask(mask, scale, padding, crop=None):
     mask = np.asarray(mask, dtype=bool)
     h, w = mask.shape[:2]
     if scale != 1:
-        new_h, new_w = _scaled_size(h, w, scale)
+        new_h, new_w = scaled_size(h, w, scale)
         rows = _nearest_indices(h, new_h)
         cols = _nearest_indices(w, new_w)
         mask = mask[rows[:, None], cols]
@@ -107,7 +107,7 @@ def resize_mask(mask, scale, padding, crop=None):
     return np.pad(mask, padding)
 
 
-def _scaled_size(h, w, scale):
+def scaled_size(h, w, scale):
     """(round(h * scale), round(w * scale)), at least 1 pixel each."""
     return max(1, round(h * scale)), max(1, round(w * scale))
 

@@ -116,3 +116,68 @@ def paste_masks(mini, boxes, image_shape, threshold=0.5, chunk=32):
         )
         parts.append(pasted[..., 0] >= threshold)
     return tf.transpose(tf.concat(parts, axis=0), [1, 2, 0])
+
+
+def transform_instances(boxes, mini, window, out_size, flip=False):
+    """Move instances given as boxes + mini-masks into a new image frame.
+
+    The new frame shows the source region `window` (y1, x1, y2, x2 in pixel
+    edges, float) stretched to `out_size` (h, w), mirrored left-right when
+    `flip`. This covers resizing, padding (a window larger than the image),
+    cropping and flipping. Instances are cut at the window: a cut instance's
+    mini-mask is resampled from the part of the old one that remains,
+    trimmed to the rows and columns that still hold mask pixels, so its box
+    stays tight; an uncut instance keeps its mini-mask (mirrored on a flip).
+
+    boxes: [N, 4] pixels, mini: [N, h, w] bool, window: [4], flip: bool
+    (a tensor is fine). Returns boxes [N, 4] float32 in output pixels,
+    mini [N, h, w] bool, keep [N] bool (False: nothing of the instance is
+    left; its box and mask are zeros).
+    """
+    boxes = tf.cast(boxes, tf.float32)
+    mini = tf.cast(mini, tf.bool)
+    window = tf.cast(window, tf.float32)
+    mh, mw = tf.shape(mini)[1], tf.shape(mini)[2]
+    fh, fw = tf.cast(mh, tf.float32), tf.cast(mw, tf.float32)
+    origin = tf.concat([boxes[:, :2], boxes[:, :2]], axis=1)  # [N, 4]
+    # Mini-mask cells per source pixel, per axis.
+    cells = tf.stack([fh, fw, fh, fw])[None] / tf.maximum(
+        tf.concat([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1), 1e-6)
+    inside = tf.concat([tf.maximum(boxes[:, :2], window[None, :2]),
+                        tf.minimum(boxes[:, 2:], window[None, 2:])], axis=1)
+    region = (inside - origin) * cells  # the part left, in mini-mask cells
+    cut = tf.reduce_any(tf.abs(inside - boxes) > 1e-6, axis=1)
+
+    # Cells of the mini-mask that the region touches, and their tight extent.
+    rows = tf.range(fh)[None, :]
+    cols = tf.range(fw)[None, :]
+    row_in = (rows + 1.0 > region[:, 0:1]) & (rows < region[:, 2:3])  # [N, h]
+    col_in = (cols + 1.0 > region[:, 1:2]) & (cols < region[:, 3:4])  # [N, w]
+    left = mini & row_in[:, :, None] & col_in[:, None, :]
+    extent = tf.cast(boxes_from_masks(tf.transpose(left, [1, 2, 0])), tf.float32)
+    tight = tf.concat([tf.maximum(region[:, :2], extent[:, :2]),
+                       tf.minimum(region[:, 2:], extent[:, 2:])], axis=1)
+    full = tf.stack([0.0, 0.0, fh, fw])[None]
+    region = tf.where(cut[:, None], tight, full)
+    keep = tf.reduce_any(left, axis=[1, 2]) & tf.reduce_all(region[:, 2:] > region[:, :2], axis=1)
+
+    # Resample the cut ones (an uncut region samples every cell at its centre).
+    padded = tf.pad(tf.cast(mini, tf.uint8), [[0, 0], [1, 1], [1, 1]])[..., None]
+    resampled = tf.image.crop_and_resize(
+        padded, resample_boxes(region + 1.0, (mh + 2, mw + 2), (mh, mw)),
+        tf.range(tf.shape(mini)[0]), tf.stack([mh, mw]))[..., 0] >= 0.5
+    new_mini = tf.where(cut[:, None, None], resampled, mini)
+    keep = keep & tf.reduce_any(new_mini, axis=[1, 2])
+
+    # Region (mini cells) -> source pixels -> output pixels.
+    src = origin + region / cells
+    out_h, out_w = tf.cast(out_size[0], tf.float32), tf.cast(out_size[1], tf.float32)
+    scale = tf.stack([out_h, out_w, out_h, out_w]) / tf.concat([window[2:] - window[:2]] * 2, 0)
+    out = (src - tf.concat([window[:2], window[:2]], 0)) * scale
+    flip = tf.convert_to_tensor(flip, tf.bool)
+    y1, x1, y2, x2 = tf.unstack(out, axis=1)
+    out = tf.where(flip, tf.stack([y1, out_w - x2, y2, out_w - x1], axis=1), out)
+    new_mini = tf.where(flip, tf.reverse(new_mini, axis=[2]), new_mini)
+    out = tf.where(keep[:, None], out, 0.0)
+    new_mini = new_mini & keep[:, None, None]
+    return out, new_mini, keep

@@ -449,12 +449,17 @@ class MaskRCNN:
         augmentation=None,
         custom_callbacks=None,
         freeze=(),
+        mask_cache=None,
     ):
         """Train the selected layers up to epoch `epochs` (cumulative).
 
         train_dataset, val_dataset: prepared `mrcnn.dataset.Dataset`s.
         layers: "heads" | "3+" | "4+" | "5+" | "all" | a regex on layer names.
-        augmentation: callable (image, masks) -> (image, masks) on tensors.
+        augmentation: callable (image, masks) -> (image, masks) on tensors,
+            e.g. `mrcnn.augmentation.FlipCrop()` (see mrcnn/pipeline.py).
+        mask_cache: None or a folder keeping each image's boxes and
+            mini-masks on disk (`mrcnn.mask_cache`), for datasets that
+            define `cache_version`.
         freeze: ("rpn", "fpn") keeps those layers fixed and drops the RPN
         losses (to continue from a checkpoint with a frozen proposal stage).
         Returns the Keras History.
@@ -464,8 +469,9 @@ class MaskRCNN:
         config = self.config
         if self.log_dir is None:
             self.set_log_dir()
-        train_ds = pipeline.build_dataset(train_dataset, config, augmentation=augmentation)
-        val_ds = pipeline.build_dataset(val_dataset, config)
+        train_ds = pipeline.build_dataset(train_dataset, config, augmentation=augmentation,
+                                          mask_cache=mask_cache)
+        val_ds = pipeline.build_dataset(val_dataset, config, mask_cache=mask_cache)
 
         model = self.keras_model
         names = training.set_trainable(model, layers, freeze)

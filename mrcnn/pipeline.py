@@ -1,10 +1,22 @@
 """The training input pipeline on tf.data.
 
-Per image: the Dataset's `load_image` / `load_mask` and the resize to the
-configured mode run in Python (`tf.numpy_function`, in parallel); the rest
-runs in the TF graph: the optional augmentation, boxes from masks,
-mini-masks, padding to MAX_GT_INSTANCES and the RPN anchor targets
-(vectorised over anchors). Batches are dicts that `MaskRCNNModel` consumes:
+Two paths, chosen by `build_dataset`; both give the same batches:
+
+- instance path (USE_MINI_MASK, and an augmentation that is None or has
+  `apply_to_instances`, as `mrcnn.augmentation.FlipCrop`): per image, Python
+  loads the image and the image's instance record (boxes + mini-masks at the
+  original resolution, from `mrcnn.mask_cache`, optionally cached on disk)
+  and resizes the image; the graph moves boxes and mini-masks through the
+  resize and the augmentation without ever building full-size masks.
+- mask path (otherwise): Python loads the image and its full-size masks
+  (`load_mask`) and resizes both; the graph runs the augmentation on them
+  and computes boxes and mini-masks from the result.
+
+Then, in the graph: instances left empty are dropped, a random subset is
+kept when there are more than MAX_GT_INSTANCES, the RPN anchor targets are
+computed (vectorised over anchors) and everything is padded. Python steps
+run in `tf.numpy_function`s, in parallel. Batches are dicts that
+`MaskRCNNModel` consumes:
 
     image:        [B, H, W, 3] float32, mean pixel subtracted
     image_meta:   [B, 12 + NUM_CLASSES] float32 (see mrcnn/image.py)
@@ -21,7 +33,8 @@ Cityscapes does), otherwise use IMAGES_PER_GPU = 1.
 
 augmentation: None, or a callable `(image, masks) -> (image, masks)` on
 tensors (uint8 [H, W, 3], bool [H, W, N]) applied to both together; the
-boxes are computed after it, and instances it empties are dropped.
+boxes are computed after it, and instances it empties are dropped. See
+`mrcnn.augmentation` for the flips and crops and an imgaug adapter.
 """
 
 import numpy as np
@@ -29,7 +42,25 @@ import tensorflow as tf
 
 from mrcnn import anchors as anchor_lib
 from mrcnn import box_ops, masks, targets
-from mrcnn.image import compose_image_meta, resize_image, resize_mask
+from mrcnn.image import compose_image_meta, resize_image, resize_mask, scaled_size
+from mrcnn.mask_cache import MiniMaskCache, dataset_record
+
+
+def _resize_for(config, image, rng):
+    return resize_image(
+        image,
+        min_dim=config.IMAGE_MIN_DIM,
+        max_dim=config.IMAGE_MAX_DIM,
+        min_scale=config.IMAGE_MIN_SCALE,
+        mode=config.IMAGE_RESIZE_MODE,
+        rng=rng,
+    )
+
+
+def _image_meta(dataset, image_id, original_shape, image, window, scale):
+    active = np.zeros([dataset.num_classes], np.int32)
+    active[dataset.source_class_ids[dataset.image_info[image_id]["source"]]] = 1
+    return compose_image_meta(image_id, original_shape, image.shape, window, scale, active)
 
 
 def load_image_gt(dataset, config, image_id, rng=None):
@@ -47,47 +78,102 @@ def load_image_gt(dataset, config, image_id, rng=None):
             f"{list(image.shape)}; expected bool [H, W, N] and int32 [N]"
         )
     original_shape = image.shape
-    image, window, scale, padding, crop = resize_image(
-        image,
-        min_dim=config.IMAGE_MIN_DIM,
-        max_dim=config.IMAGE_MAX_DIM,
-        min_scale=config.IMAGE_MIN_SCALE,
-        mode=config.IMAGE_RESIZE_MODE,
-        rng=rng,
-    )
+    image, window, scale, padding, crop = _resize_for(config, image, rng)
     mask = resize_mask(mask, scale, padding, crop)
-    active = np.zeros([dataset.num_classes], np.int32)
-    active[dataset.source_class_ids[dataset.image_info[image_id]["source"]]] = 1
-    meta = compose_image_meta(image_id, original_shape, image.shape, window, scale, active)
+    meta = _image_meta(dataset, image_id, original_shape, image, window, scale)
     return image, meta, np.asarray(class_ids, np.int32), mask.astype(bool)
 
 
+def load_image_instances(dataset, config, image_id, cache=None, rng=None):
+    """Load and resize one image; its instance record at the original size.
+
+    cache: a MiniMaskCache, or None to compute the record from load_mask.
+    Returns image uint8 [H, W, 3] (molded size), image_meta float32,
+    class_ids int32 [N], boxes int32 [N, 4] and mini-masks bool [N, h, w]
+    in original pixels, and `frame` float32 [4]: the region of the original
+    image (y1, x1, y2, x2, pixel edges) that the molded image shows, for
+    `mrcnn.masks.transform_instances`.
+    """
+    image = dataset.load_image(image_id)
+    if cache is not None:
+        record = cache.get(dataset, image_id)
+    else:
+        record = dataset_record(dataset, image_id, config.MINI_MASK_SHAPE)
+    if tuple(record["shape"]) != image.shape[:2]:
+        raise ValueError(
+            f"image {image_id} ({dataset.image_reference(image_id)}): load_mask returned "
+            f"masks of size {list(record['shape'])} for an image of shape {list(image.shape)}"
+        )
+    original_shape = image.shape
+    height, width = image.shape[:2]
+    image, window, scale, padding, crop = _resize_for(config, image, rng)
+    meta = _image_meta(dataset, image_id, original_shape, image, window, scale)
+    # Per-axis scale of the resize (sizes are rounded), then the frame.
+    resized = scaled_size(height, width, scale)
+    sy, sx = resized[0] / height, resized[1] / width
+    if crop is None:
+        top, left = padding[0][0], padding[1][0]
+        frame = [-top / sy, -left / sx, (image.shape[0] - top) / sy, (image.shape[1] - left) / sx]
+    else:
+        cy, cx, ch, cw = crop
+        frame = [cy / sy, cx / sx, (cy + ch) / sy, (cx + cw) / sx]
+    return (image, meta, record["class_ids"], record["boxes"], record["mini"],
+            np.asarray(frame, np.float32))
+
+
 def instance_targets(image, class_ids, instance_masks, config, augmentation=None):
-    """Graph part of the pipeline for one image (after loading).
+    """Graph part of the mask path for one image (after loading).
 
     image: uint8 [H, W, 3], class_ids: int32 [N], instance_masks: bool [H, W, N].
     Returns a dict with the keys of the module docstring, without batch axis.
     """
     if augmentation is not None:
         image, instance_masks = augmentation(image, instance_masks)
-    shape = tf.shape(image)
     boxes = masks.boxes_from_masks(instance_masks)
     keep = tf.reduce_any(tf.not_equal(boxes, 0), axis=1)
     boxes = tf.boolean_mask(boxes, keep)
     class_ids = tf.boolean_mask(class_ids, keep)
     instance_masks = tf.boolean_mask(instance_masks, keep, axis=2)
-
-    # More instances than MAX_GT_INSTANCES: keep a random subset.
-    order = tf.random.shuffle(tf.range(tf.shape(boxes)[0]))[: config.MAX_GT_INSTANCES]
-    order = tf.sort(order)
+    order = _subsample(tf.shape(boxes)[0], config.MAX_GT_INSTANCES)
     boxes = tf.gather(boxes, order)
-    class_ids = tf.gather(class_ids, order)
     instance_masks = tf.gather(instance_masks, order, axis=2)
-
     if config.USE_MINI_MASK:
         gt_masks = masks.mini_masks(instance_masks, boxes, config.MINI_MASK_SHAPE)
     else:
         gt_masks = tf.transpose(instance_masks, [2, 0, 1])
+    return _targets(image, tf.gather(class_ids, order), boxes, gt_masks, config)
+
+
+def record_targets(image, class_ids, boxes, mini, frame, config, augmentation=None):
+    """Graph part of the instance path for one image (after loading).
+
+    image: uint8 [H, W, 3] molded; class_ids: int32 [N]; boxes: [N, 4] and
+    mini: bool [N, h, w] in original pixels; frame: [4] the original region
+    the molded image shows (see load_image_instances). augmentation: None or
+    an object with `apply_to_instances`. Returns a dict with the keys of
+    the module docstring, without batch axis.
+    """
+    shape = tf.shape(image)
+    boxes, mini, keep = masks.transform_instances(boxes, mini, frame, shape[:2])
+    if augmentation is not None:
+        image, boxes, mini, keep_aug = augmentation.apply_to_instances(image, boxes, mini)
+        keep = keep & keep_aug
+    boxes = tf.boolean_mask(boxes, keep)
+    class_ids = tf.boolean_mask(class_ids, keep)
+    mini = tf.boolean_mask(mini, keep)
+    order = _subsample(tf.shape(boxes)[0], config.MAX_GT_INSTANCES)
+    return _targets(image, tf.gather(class_ids, order), tf.gather(boxes, order),
+                    tf.gather(mini, order), config)
+
+
+def _subsample(n, limit):
+    """Indices of a random subset of at most `limit` of n instances, in order."""
+    return tf.sort(tf.random.shuffle(tf.range(n))[:limit])
+
+
+def _targets(image, class_ids, boxes, gt_masks, config):
+    """RPN targets and padding: the dict of the module docstring, one image."""
+    shape = tf.shape(image)
     pixel_boxes = tf.cast(boxes, tf.float32)
     all_anchors = anchor_lib.pyramid_anchors(
         shape,
@@ -104,8 +190,7 @@ def instance_targets(image, class_ids, instance_masks, config, augmentation=None
         anchors_per_image=config.RPN_TRAIN_ANCHORS_PER_IMAGE,
         std_dev=config.RPN_BBOX_STD_DEV.tolist(),
     )
-
-    pad = config.MAX_GT_INSTANCES - tf.shape(boxes)[0]
+    pad = config.MAX_GT_INSTANCES - tf.shape(pixel_boxes)[0]
     mean = tf.constant(config.MEAN_PIXEL, tf.float32)
     return {
         "image": tf.cast(image, tf.float32) - mean,
@@ -117,30 +202,55 @@ def instance_targets(image, class_ids, instance_masks, config, augmentation=None
     }
 
 
-def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, seed=None):
+def uses_instance_path(config, augmentation=None):
+    """True when build_dataset takes the instance path (module docstring)."""
+    return bool(config.USE_MINI_MASK) and (
+        augmentation is None or hasattr(augmentation, "apply_to_instances"))
+
+
+def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, seed=None,
+                  mask_cache=None):
     """A batched tf.data.Dataset of training inputs from a prepared Dataset.
 
     dataset: a prepared `mrcnn.dataset.Dataset`; augmentation: see module
-    docstring. Batches have config.BATCH_SIZE images (the last partial batch
-    is dropped).
+    docstring. mask_cache: None, a folder or a `MiniMaskCache` keeping the
+    instance records on disk (instance path only; datasets whose
+    `cache_version` is None are not cached). Batches have config.BATCH_SIZE
+    images (the last partial batch is dropped).
     """
     if not dataset.image_ids.size:
         raise ValueError(f"{type(dataset).__name__} has no images (did you call prepare()?)")
     rng = np.random.default_rng(seed)
+    fast = uses_instance_path(config, augmentation)
+    if mask_cache is not None and not isinstance(mask_cache, MiniMaskCache):
+        mask_cache = MiniMaskCache(mask_cache, config.MINI_MASK_SHAPE)
 
-    def load(image_id):
-        image, meta, class_ids, mask = load_image_gt(dataset, config, int(image_id), rng)
-        return image, meta, class_ids, mask
+    def load_masks(image_id):
+        return load_image_gt(dataset, config, int(image_id), rng)
+
+    def load_instances(image_id):
+        return load_image_instances(dataset, config, int(image_id), mask_cache, rng)
 
     def load_graph(image_id):
-        image, meta, class_ids, mask = tf.numpy_function(
-            load, [image_id], [tf.uint8, tf.float32, tf.int32, tf.bool], stateful=True
-        )
+        if fast:
+            loaded = tf.numpy_function(
+                load_instances, [image_id],
+                [tf.uint8, tf.float32, tf.int32, tf.int32, tf.bool, tf.float32], stateful=True)
+            image, meta, class_ids, boxes, mini, frame = loaded
+            boxes.set_shape([None, 4])
+            mini.set_shape([None, *config.MINI_MASK_SHAPE])
+            frame.set_shape([4])
+        else:
+            image, meta, class_ids, mask = tf.numpy_function(
+                load_masks, [image_id], [tf.uint8, tf.float32, tf.int32, tf.bool], stateful=True)
+            mask.set_shape([None, None, None])
         image.set_shape([None, None, 3])
         meta.set_shape([config.IMAGE_META_SIZE])
         class_ids.set_shape([None])
-        mask.set_shape([None, None, None])
-        example = instance_targets(image, class_ids, mask, config, augmentation)
+        if fast:
+            example = record_targets(image, class_ids, boxes, mini, frame, config, augmentation)
+        else:
+            example = instance_targets(image, class_ids, mask, config, augmentation)
         example["image_meta"] = meta
         return example
 

@@ -196,3 +196,88 @@ def test_mini_mask_does_not_depend_on_image_border():
     mini_inner = masks.mini_masks(inner, masks.boxes_from_masks(inner), (56, 56)).numpy()
     mini_corner = masks.mini_masks(corner, masks.boxes_from_masks(corner), (56, 56)).numpy()
     np.testing.assert_array_equal(mini_corner, mini_inner)
+
+
+# ----------------------------------------------------------- transform_instances
+def _ellipses(height, width, specs):
+    yy, xx = np.mgrid[:height, :width]
+    return np.stack([((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1
+                     for cy, cx, ry, rx in specs], axis=-1)
+
+
+ELLIPSES = [(50, 60, 30, 40), (150, 250, 40, 60), (100, 150, 20, 20), (10, 290, 15, 15)]
+
+
+def _instances(full):
+    boxes = masks.boxes_from_masks(full)
+    return boxes, masks.mini_masks(full, boxes, (56, 56))
+
+
+def test_transform_identity_keeps_boxes_and_mini_masks():
+    boxes, mini = _instances(_ellipses(200, 300, ELLIPSES))
+    out, out_mini, keep = masks.transform_instances(boxes, mini, [0, 0, 200, 300], (200, 300))
+    np.testing.assert_allclose(out, boxes, atol=1e-4)
+    np.testing.assert_array_equal(out_mini, mini)
+    assert keep.numpy().all()
+
+
+def test_transform_flip_mirrors_boxes_and_mini_masks_exactly():
+    boxes, mini = _instances(_ellipses(200, 300, ELLIPSES))
+    out, out_mini, _ = masks.transform_instances(boxes, mini, [0, 0, 200, 300], (200, 300),
+                                                 flip=True)
+    b = boxes.numpy()
+    np.testing.assert_allclose(out, np.stack([b[:, 0], 300 - b[:, 3], b[:, 2], 300 - b[:, 1]], 1),
+                               atol=1e-4)
+    np.testing.assert_array_equal(out_mini, mini.numpy()[:, :, ::-1])
+
+
+def test_transform_scale_and_pad_moves_boxes_only():
+    # The molded frame shows original rows -10..210 at twice the size.
+    boxes, mini = _instances(_ellipses(200, 300, ELLIPSES))
+    out, out_mini, keep = masks.transform_instances(boxes, mini, [-10, -20, 210, 330],
+                                                    (440, 700))
+    b = boxes.numpy().astype(np.float32)
+    np.testing.assert_allclose(out, (b - [-10, -20, -10, -20]) * 2, atol=1e-4)
+    np.testing.assert_array_equal(out_mini, mini)
+
+
+def test_transform_crop_agrees_with_cropping_full_masks():
+    full = _ellipses(200, 300, ELLIPSES)
+    boxes, mini = _instances(full)
+    window = [20, 30, 180, 280]
+    out, out_mini, keep = masks.transform_instances(boxes, mini, window, (200, 300), flip=True)
+    crop = tf.image.resize(full[20:180, 30:280].astype(np.uint8), [200, 300], "nearest")
+    reference = crop.numpy().astype(bool)[:, ::-1]
+    ref_boxes = masks.boxes_from_masks(reference).numpy()
+    assert keep.numpy().all()
+    # Boxes of the visible parts within a pixel or two (mini-mask resolution).
+    np.testing.assert_allclose(out.numpy()[:3], ref_boxes[:3], atol=1.5)
+    pasted = masks.paste_masks(out_mini, out, (200, 300)).numpy()
+    for k in range(3):
+        inter = (pasted[..., k] & reference[..., k]).sum()
+        assert inter / (pasted[..., k] | reference[..., k]).sum() > 0.95
+
+
+def test_transform_cut_box_is_trimmed_to_the_remaining_pixels():
+    # An L shape: the long arm lies below row 50. Keeping rows < 50 leaves the
+    # vertical bar only, and the box shrinks to it.
+    full = np.zeros((100, 100, 1), bool)
+    full[10:90, 10:20] = True
+    full[80:90, 10:90] = True
+    boxes, mini = _instances(full)
+    out, out_mini, keep = masks.transform_instances(boxes, mini, [0, 0, 50, 100], (50, 100))
+    np.testing.assert_allclose(out[0], [10, 10, 50, 20], atol=1.5)
+    assert keep.numpy().all() and out_mini.numpy()[0].mean() > 0.9
+
+
+def test_transform_drops_instances_outside_the_window():
+    boxes, mini = _instances(_ellipses(200, 300, ELLIPSES))
+    out, out_mini, keep = masks.transform_instances(boxes, mini, [0, 0, 100, 120], (100, 120))
+    assert keep.numpy().tolist() == [True, False, False, False]
+    assert not out_mini.numpy()[1:].any() and not out.numpy()[1:].any()
+
+
+def test_transform_no_instances():
+    out, out_mini, keep = masks.transform_instances(
+        tf.zeros([0, 4]), tf.zeros([0, 56, 56], tf.bool), [0, 0, 10, 10], (20, 20), flip=True)
+    assert out.shape == (0, 4) and out_mini.shape == (0, 56, 56) and keep.shape == (0,)

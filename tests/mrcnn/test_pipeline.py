@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mrcnn import anchors, box_ops, pipeline
+from mrcnn import anchors, box_ops, masks, pipeline
 from mrcnn.config import Config
 from mrcnn.shapes import ShapesDataset
 
@@ -103,3 +103,53 @@ def test_inconsistent_load_mask_names_the_image():
     ds.prepare()
     with pytest.raises(ValueError, match="image 0 .*load_mask returned masks"):
         pipeline.load_image_gt(ds, SmallConfig(), 0)
+
+
+class NoMini(SmallConfig):
+    USE_MINI_MASK = False
+
+
+def test_instance_path_and_mask_path_give_the_same_batch():
+    ds = shapes()
+    config = SmallConfig()
+    assert pipeline.uses_instance_path(config)
+    fast = next(iter(pipeline.build_dataset(ds, config, shuffle=False)))
+    # A plain callable augmentation forces the mask path.
+    slow = next(iter(pipeline.build_dataset(ds, config, shuffle=False,
+                                            augmentation=lambda i, m: (i, m))))
+    for key in ("image", "image_meta", "gt_class_ids", "gt_masks"):
+        np.testing.assert_array_equal(fast[key], slow[key], err_msg=key)
+    # Negatives are a random sample; the (few) positives are all kept.
+    np.testing.assert_array_equal(fast["rpn_match"] == 1, slow["rpn_match"] == 1)
+    np.testing.assert_allclose(fast["gt_boxes"], slow["gt_boxes"], atol=1e-6)
+
+
+def test_instance_path_with_resize_flip_crop_and_disk_cache(tmp_path):
+    from mrcnn.augmentation import FlipCrop
+
+    class Cached(ShapesDataset):
+        def cache_version(self, image_id):
+            return "1"
+
+    ds = Cached()
+    ds.load_shapes(4, 48, 64, seed=5)  # square mode scales these up 2x
+    ds.prepare()
+    config = SmallConfig()
+    aug = FlipCrop(flip=1.0, crop=0.0)
+    batches = pipeline.build_dataset(ds, config, shuffle=False, augmentation=aug,
+                                     mask_cache=tmp_path, repeat=False)
+    batch = next(iter(batches))
+    assert len(list(tmp_path.iterdir())) >= 2  # prefetching may have loaded more
+    image, meta, class_ids, full = pipeline.load_image_gt(ds, config, 0)
+    n = len(class_ids)
+    np.testing.assert_allclose(batch["image"][0] + config.MEAN_PIXEL, image[:, ::-1], atol=1e-4)
+    expected = masks.boxes_from_masks(full[:, ::-1]).numpy()
+    got = box_ops.denormalize(batch["gt_boxes"][0, :n], image.shape, rounded=False)
+    np.testing.assert_allclose(got, expected, atol=1.0)
+
+
+def test_without_mini_masks_the_mask_path_gives_full_masks():
+    config = NoMini()
+    assert not pipeline.uses_instance_path(config)
+    batch = next(iter(pipeline.build_dataset(shapes(), config, shuffle=False)))
+    assert batch["gt_masks"].shape == (2, 6, 128, 128)
