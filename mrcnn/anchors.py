@@ -65,6 +65,38 @@ def pyramid_anchors(image_shape, scales, ratios, strides, anchor_stride=1, norma
     return anchors
 
 
+def pyramid_iou(image_shape, scales, ratios, strides, boxes, anchor_stride=1):
+    """IoU of every pyramid anchor (in pixels) with every box, computed fast.
+
+    Equal, bit for bit, to `box_ops.iou(pyramid_anchors(..., normalized=False),
+    boxes)`, but the anchors of a level form a grid of rows x columns x
+    ratios, so the overlaps are computed per row and per column and only
+    multiplied out: about a third of the work on [A, K] arrays.
+    boxes: [K, 4] pixels -> [A, K]
+    """
+    boxes = tf.convert_to_tensor(boxes, tf.float32)
+    shapes = feature_shapes(image_shape, strides)
+    ratios_t = tf.constant(ratios, tf.float32)
+    box_area = box_ops.area(boxes)  # [K]
+    by1, bx1, by2, bx2 = (boxes[:, i] for i in range(4))
+    levels = []
+    for i, (scale, stride) in enumerate(zip(scales, strides)):
+        heights = scale / tf.sqrt(ratios_t)  # as level_anchors
+        widths = scale * tf.sqrt(ratios_t)
+        ys = tf.cast(tf.range(0, shapes[i][0], anchor_stride) * stride, tf.float32)
+        xs = tf.cast(tf.range(0, shapes[i][1], anchor_stride) * stride, tf.float32)
+        ay1, ay2 = ys[:, None] - 0.5 * heights, ys[:, None] + 0.5 * heights  # [Hl, R]
+        ax1, ax2 = xs[:, None] - 0.5 * widths, xs[:, None] + 0.5 * widths  # [Wl, R]
+        # Overlaps per row and per column with each box: [Hl, R, K], [Wl, R, K].
+        oy = tf.maximum(tf.minimum(ay2[..., None], by2) - tf.maximum(ay1[..., None], by1), 0.0)
+        ox = tf.maximum(tf.minimum(ax2[..., None], bx2) - tf.maximum(ax1[..., None], bx1), 0.0)
+        inter = oy[:, None] * ox[None, :]  # [Hl, Wl, R, K]
+        anchor_area = (ay2 - ay1)[:, None] * (ax2 - ax1)[None, :]  # [Hl, Wl, R]
+        union = anchor_area[..., None] + box_area - inter
+        levels.append(tf.reshape(tf.math.divide_no_nan(inter, union), [-1, tf.shape(boxes)[0]]))
+    return tf.concat(levels, axis=0)
+
+
 def num_anchors(image_height, image_width, strides, num_ratios, anchor_stride=1):
     """Number of anchors of an image (static Python arithmetic)."""
     total = 0

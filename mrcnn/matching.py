@@ -25,19 +25,22 @@ def match(iou, negative_below, positive_from, allow_low_quality=True):
     iou = tf.convert_to_tensor(iou, tf.float32)
     n = tf.shape(iou)[0]
     has_gt = tf.shape(iou)[1] > 0
-    best_iou = tf.cond(
-        has_gt, lambda: tf.reduce_max(iou, axis=1), lambda: tf.zeros([n], tf.float32)
-    )
     matched = tf.cond(
         has_gt,
         lambda: tf.argmax(iou, axis=1, output_type=tf.int32),
         lambda: tf.zeros([n], tf.int32),
     )
+    best_iou = tf.cond(
+        has_gt,
+        lambda: tf.gather(iou, matched[:, None], batch_dims=1)[:, 0],
+        lambda: tf.zeros([n], tf.float32),
+    )
     labels = tf.where(best_iou >= positive_from, POSITIVE, NEUTRAL)
     labels = tf.where(best_iou < negative_below, NEGATIVE, labels)
     if allow_low_quality:
         gt_best = tf.reduce_max(iou, axis=0, keepdims=True)  # [1, M]
-        is_best = tf.reduce_any((iou == gt_best) & (gt_best > 0.0), axis=1)
+        gt_best = tf.where(gt_best > 0.0, gt_best, 2.0)  # IoU 0 is nobody's best
+        is_best = tf.reduce_any(tf.equal(iou, gt_best), axis=1)
         labels = tf.where(is_best, POSITIVE, labels)
     return matched, tf.cast(labels, tf.int32)
 

@@ -189,6 +189,9 @@ def _targets(image, class_ids, boxes, gt_masks, config):
         pixel_boxes,
         anchors_per_image=config.RPN_TRAIN_ANCHORS_PER_IMAGE,
         std_dev=config.RPN_BBOX_STD_DEV.tolist(),
+        iou_fn=lambda _, boxes: anchor_lib.pyramid_iou(
+            shape, config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS,
+            config.BACKBONE_STRIDES, boxes, config.RPN_ANCHOR_STRIDE),
     )
     pad = config.MAX_GT_INSTANCES - tf.shape(pixel_boxes)[0]
     mean = tf.constant(config.MEAN_PIXEL, tf.float32)

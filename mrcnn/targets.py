@@ -52,16 +52,19 @@ def rpn_targets(
     negative_below=0.3,
     positive_from=0.7,
     seed=None,
+    iou_fn=box_ops.iou,
 ):
     """Anchor labels and box deltas for the RPN losses (Matterport's rules).
 
     anchors: [A, 4], gt_boxes: [M, 4] in the same coordinates (pixels).
+    iou_fn: (anchors, boxes [K, 4]) -> [A, K], e.g. a faster equivalent of
+    box_ops.iou for pyramid anchors (`anchors.pyramid_iou`).
     Returns rpn_match [A] int32 (1 / -1 / 0, at most S labelled, at most
     half positive) and rpn_bbox [S, 4]: the deltas of the positive anchors,
     in increasing anchor order, zero-padded.
     """
     _, boxes, crowd, _ = _split_crowd(gt_class_ids, gt_boxes)
-    iou = box_ops.iou(anchors, boxes)  # [A, K]
+    iou = iou_fn(anchors, boxes)  # [A, K]
     matched, labels = matching.match(iou, negative_below, positive_from)
     not_crowd = _away_from_crowds(anchors, crowd)
     labels = tf.where((labels == matching.NEGATIVE) & ~not_crowd, matching.NEUTRAL, labels)

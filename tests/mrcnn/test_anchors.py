@@ -157,3 +157,18 @@ def test_works_in_graph_with_dynamic_shape():
 
     out = f(tf.constant([64, 192, 3])).numpy()
     np.testing.assert_allclose(out, _pixel_anchors((64, 192)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape, stride", [((128, 192), 1), ((100, 70), 2)])
+def test_pyramid_iou_equals_iou_with_pyramid_anchors_bit_for_bit(shape, stride):
+    rng = np.random.default_rng(1)
+    corners = np.sort(rng.uniform(-20, 220, (12, 2, 2)), axis=1)
+    boxes = corners.reshape(12, 4)[:, [0, 2, 1, 3]].astype(np.float32)
+    boxes[0] = [10, 10, 10, 30]  # degenerate: zero height
+    args = ((8, 16, 32, 64, 128), [0.5, 1, 2], [4, 8, 16, 32, 64])
+    all_anchors = anchors.pyramid_anchors((*shape, 3), *args, stride, normalized=False)
+    expected = box_ops.iou(all_anchors, boxes).numpy()
+    got = anchors.pyramid_iou((*shape, 3), *args, boxes, stride).numpy()
+    np.testing.assert_array_equal(got, expected)
+    empty = anchors.pyramid_iou((*shape, 3), *args, np.zeros((0, 4), np.float32), stride)
+    assert empty.shape == (len(expected), 0)
