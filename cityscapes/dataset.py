@@ -1,0 +1,294 @@
+"""Cityscapes fine annotations as a Matterport `Dataset`.
+
+Layout (as distributed, under $CITYSCAPES_DATASET or `root`):
+
+    leftImg8bit/{split}/{city}/{city}_{seq}_{frame}_leftImg8bit.png
+    gtFine/{split}/{city}/{city}_{seq}_{frame}_gtFine_polygons.json
+    gtFine/{split}/{city}/{city}_{seq}_{frame}_gtFine_instanceIds.png
+
+    ds = CityscapesDataset(EVALUATED_CLASSES)
+    ds.load_cityscapes(split="train")          # or resplit=dict(...), subset=N
+    ds.prepare()
+    masks, class_ids = ds.load_mask(0)         # [H, W, N] bool, [N] int32
+
+Instances come from the polygons (rasterised as the official tool does,
+see `cityscapes.rasterize`) or from the instanceIds PNGs; both give the
+same masks in the same order: the instances by increasing encoded id
+(labelId * 1000 + k), then one crowd region (negative class id) per class
+holding that class's group polygons ("cargroup", ...). Instances and
+groups of classes not in the dataset's ClassMap are dropped, i.e. they are
+background (as detectron2 does when training on the 8 evaluated classes).
+"""
+
+import hashlib
+import logging
+import os
+
+from PIL import Image
+
+from cityscapes import rasterize, splits
+from cityscapes.labels import INSTANCE_CLASSES, ClassMap
+from cityscapes.rasterize import CityscapesDataError
+from mrcnn.dataset import Dataset
+
+logger = logging.getLogger(__name__)
+
+SOURCE = "cityscapes"
+# Bump when load_mask's output for unchanged files changes (cache keys).
+LOADER_VERSION = "1"
+ANNOTATION_KINDS = ("polygons", "instanceIds")
+IMAGE_SUFFIX = "_leftImg8bit.png"
+ANNOTATION_SUFFIX = {"polygons": "_gtFine_polygons.json", "instanceIds": "_gtFine_instanceIds.png"}
+ENV_VAR = "CITYSCAPES_DATASET"
+HOW_TO_GET = (
+    "Cityscapes is at https://www.cityscapes-dataset.com (free registration): unzip "
+    "leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip into one folder and pass "
+    f"root=... or set {ENV_VAR} to it. Without it, generate the small synthetic demo "
+    "dataset in the same layout with `python -m cityscapes.synthetic`."
+)
+# How many skip reasons the end-of-load summary shows.
+_SUMMARY_REASONS = 5
+
+
+class CityscapesDataset(Dataset):
+    """Cityscapes instance segmentation with Matterport's Dataset API.
+
+    classes: a `ClassMap` or instance class names (default all 10); our
+        class ids are 1..K in label id order, registered as
+        ("cityscapes", 1..K).
+
+    After `load_cityscapes`: `skipped` lists (path, reason) of the images
+    left out with skip_bad=True (all loads), `num_without_instances` counts
+    the images of the last load without instances (None for instanceIds),
+    and `load_report` sums up the last load.
+    """
+
+    def __init__(self, classes=INSTANCE_CLASSES):
+        super().__init__()
+        self.class_map = classes if isinstance(classes, ClassMap) else ClassMap(classes)
+        for i, name in enumerate(self.class_map.names, start=1):
+            self.add_class(SOURCE, i, name)
+        self.skipped = []
+        self.num_without_instances = 0
+        self.load_report = {}
+
+    # ---------------------------------------------------------------- loading
+    def load_cityscapes(self, root=None, split="train", annotations="polygons",
+                        skip_bad=False, subset=None, seed=0, resplit=None):
+        """Register the images of one split, checking each one.
+
+        root: the folder holding leftImg8bit/ and gtFine/; default
+            $CITYSCAPES_DATASET.
+        split: an official split folder ("train", "val"; "test" has no
+            public labels), or with `resplit` a new split "train" / "val" /
+            "test".
+        annotations: "polygons" (the JSONs, rasterised) or "instanceIds"
+            (the PNGs).
+        skip_bad: False: the first bad image raises CityscapesDataError.
+            True: bad images are left out, listed in `self.skipped` as
+            (path, reason), and one warning sums them up at the end.
+        subset: None for all images, or N: a seeded choice of N of the
+            split's images (`splits.subset`, taken before the checks, so
+            skipped images make it fewer).
+        seed: the seed of `subset`.
+        resplit: None, or the keyword arguments of `splits.resplit` (e.g.
+            dict(sizes=(1403, 326), seed=0, by_city=True); True = the
+            defaults): pools the official train and val images and keeps
+            the new split named by `split`. It depends on the file names
+            only, not on which images turn out bad.
+
+        Checks, without decoding images: the image PNG exists and its
+        header reads; the annotation exists and parses (JSON: keys,
+        polygons of >= 3 points, known labels; PNG: header); the image size
+        equals the annotation's. Images without instances are kept
+        and counted: for polygons, no drawn non-group object of a class in
+        the ClassMap (an instance hidden by later polygons still counts);
+        for instanceIds it is not known without decoding the PNGs (None).
+
+        Returns the load report (also `self.load_report`): {"images":
+        number added, "skipped": number left out, "without_instances":
+        number or None, "annotations": the annotation kind}.
+        """
+        if annotations not in ANNOTATION_KINDS:
+            raise ValueError(f"annotations must be one of {ANNOTATION_KINDS}, got {annotations!r}")
+        root = _dataset_root(root)
+        candidates = _candidates(root, split, resplit, subset, seed)
+
+        added, skipped, without = 0, [], 0
+        for item in candidates:
+            ann_path = os.path.join(root, "gtFine", item["split"], item["city"],
+                                    item["stem"] + ANNOTATION_SUFFIX[annotations])
+            try:
+                height, width, has_instances = _check_image(
+                    item["path"], ann_path, annotations, self.class_map)
+            except CityscapesDataError as e:
+                if not skip_bad:
+                    raise
+                skipped.append((e.path, e.reason))
+                continue
+            self.add_image(SOURCE, image_id=item["stem"], path=item["path"],
+                           annotation=ann_path, city=item["city"],
+                           height=height, width=width)
+            added += 1
+            without += has_instances is False
+        if annotations == "instanceIds":
+            without = None
+        self.skipped.extend(skipped)
+        self.num_without_instances = without
+        self.load_report = {"images": added, "skipped": len(skipped),
+                            "without_instances": without, "annotations": annotations}
+        if skipped:
+            reasons = "; ".join(f"{p}: {r}" for p, r in skipped[:_SUMMARY_REASONS])
+            more = f" (and {len(skipped) - _SUMMARY_REASONS} more)" \
+                if len(skipped) > _SUMMARY_REASONS else ""
+            logger.warning("Cityscapes %s: skipped %d of %d images: %s%s",
+                           split, len(skipped), len(candidates), reasons, more)
+        logger.info("Cityscapes %s (%s): %d images, %s without instances, %d skipped",
+                    split, annotations, added, without, len(skipped))
+        return dict(self.load_report)
+
+    def load_mask(self, image_id):
+        """Instance masks [H, W, N] bool and class ids [N] int32.
+
+        The instances (class ids 1..K) by increasing encoded id, then one
+        crowd region per class with group pixels (class id -class_id).
+        Instances hidden entirely by later polygons, and classes outside
+        the ClassMap, are left out. Raises CityscapesDataError naming the
+        annotation file when it cannot be read or its size is not the
+        image's.
+        """
+        info = self.image_info[image_id]
+        if info["source"] != SOURCE:
+            return super().load_mask(image_id)
+        ids = _read_ids(info["annotation"])
+        if ids.shape != (info["height"], info["width"]):
+            raise CityscapesDataError(
+                info["annotation"], f"annotation is {ids.shape[0]}x{ids.shape[1]}, "
+                f"image is {info['height']}x{info['width']}")
+        label_map, class_ids = rasterize.instances_from_id_image(ids, self.class_map)
+        return rasterize.masks_from_label_map(label_map, len(class_ids)), class_ids
+
+    def cache_version(self, image_id):
+        """A key that changes when load_mask's output may change.
+
+        Hex digest of: LOADER_VERSION, the annotation kind, the ClassMap,
+        the image id, and the mtime_ns and size of the image and annotation
+        files. Images of other sources: the base class's answer (None, do
+        not cache). Raises FileNotFoundError when a file has gone.
+        """
+        info = self.image_info[image_id]
+        if info["source"] != SOURCE:
+            return super().cache_version(image_id)
+        parts = [LOADER_VERSION, os.path.basename(info["annotation"]),
+                 ",".join(self.class_map.names), str(info["id"])]
+        for path in (info["path"], info["annotation"]):
+            st = os.stat(path)
+            parts.append(f"{st.st_mtime_ns}:{st.st_size}")
+        return hashlib.sha1("|".join(parts).encode("utf-8")).hexdigest()
+
+    def image_reference(self, image_id):
+        """The image's path."""
+        return self.image_info[image_id]["path"]
+
+
+# -------------------------------------------------------------------- helpers
+def _dataset_root(root):
+    """The dataset folder from `root` or $CITYSCAPES_DATASET, or a clear error."""
+    root = root or os.environ.get(ENV_VAR)
+    if not root:
+        raise CityscapesDataError("<no root>", f"no Cityscapes folder given. {HOW_TO_GET}")
+    if not os.path.isdir(root):
+        raise CityscapesDataError(root, f"no such folder. {HOW_TO_GET}")
+    return os.fspath(root)
+
+
+def _list_images(root, split):
+    """The images of an official split folder, as dicts (split, city, stem, path)."""
+    image_dir = os.path.join(root, "leftImg8bit", split)
+    if not os.path.isdir(image_dir):
+        raise CityscapesDataError(image_dir, f"no such folder (not a Cityscapes folder, or split "
+                                             f"{split!r} missing). {HOW_TO_GET}")
+    if not os.path.isdir(os.path.join(root, "gtFine", split)):
+        raise CityscapesDataError(os.path.join(root, "gtFine", split),
+                                  f"no such folder: the fine annotations are missing. {HOW_TO_GET}")
+    items = []
+    for city in sorted(os.listdir(image_dir)):
+        city_dir = os.path.join(image_dir, city)
+        if not os.path.isdir(city_dir):
+            continue
+        for name in sorted(os.listdir(city_dir)):
+            if name.endswith(IMAGE_SUFFIX):
+                items.append({"split": split, "city": city, "stem": name[:-len(IMAGE_SUFFIX)],
+                              "path": os.path.join(city_dir, name)})
+    if not items:
+        raise CityscapesDataError(image_dir, f"no *{IMAGE_SUFFIX} images in its city folders")
+    return items
+
+
+def _candidates(root, split, resplit, subset, seed):
+    """The images load_cityscapes will check, as dicts (split, city, stem, path), sorted."""
+    if resplit is None:
+        items = _list_images(root, split)
+    else:
+        if split not in splits.SPLIT_NAMES:
+            raise ValueError(f"with resplit, split must be one of {splits.SPLIT_NAMES}, "
+                             f"got {split!r}")
+        kwargs = {} if resplit is True else dict(resplit)
+        pooled = _list_images(root, "train") + _list_images(root, "val")
+        by_city = {}
+        for item in pooled:
+            by_city.setdefault(item["city"], []).append(item["stem"])
+        keep = set(splits.resplit(by_city, **kwargs)[split])
+        items = [item for item in pooled if item["stem"] in keep]
+    items.sort(key=lambda item: (item["city"], item["stem"]))
+    if subset is not None:
+        chosen = set(splits.subset([item["stem"] for item in items], subset, seed))
+        items = [item for item in items if item["stem"] in chosen]
+    return items
+
+
+def _image_header(path, what):
+    """(height, width, PIL mode) from an image file's header, or CityscapesDataError."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+            mode = img.mode
+    except FileNotFoundError:
+        raise CityscapesDataError(path, f"{what} not found") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise CityscapesDataError(path, f"cannot read {what}: {e}") from e
+    return height, width, mode
+
+
+def _check_image(image_path, ann_path, annotations, class_map):
+    """Validate one image and its annotation -> (height, width, has_instances).
+
+    has_instances: for polygons, whether a drawn non-group object has a
+    class of class_map; None for instanceIds (unknown without decoding).
+    """
+    height, width, _ = _image_header(image_path, "image")
+    if annotations == "polygons":
+        ann = rasterize.parse_polygons(ann_path)
+        ann_size = (ann.height, ann.width)
+        factor = rasterize.INSTANCE_FACTOR
+        has_instances = any(v is not None and v >= factor and class_map.class_id(v // factor) > 0
+                            for v in rasterize.object_values(ann))
+    else:
+        *ann_size, mode = _image_header(ann_path, "instance id PNG")
+        ann_size = tuple(ann_size)
+        if mode not in rasterize.ID_PNG_MODES:
+            raise CityscapesDataError(
+                ann_path, f"instance id PNG has mode {mode!r}, expected a 16- or 32-bit grey image")
+        has_instances = None
+    if ann_size != (height, width):
+        raise CityscapesDataError(
+            ann_path, f"annotation size {ann_size[0]}x{ann_size[1]} (HxW) differs from the "
+                      f"image's {height}x{width} ({image_path})")
+    return height, width, has_instances
+
+
+def _read_ids(ann_path):
+    """[H, W] int32 instance id image of a polygons JSON or an instanceIds PNG."""
+    if ann_path.endswith(".json"):
+        return rasterize.instance_id_image(rasterize.parse_polygons(ann_path))
+    return rasterize.read_instance_ids_png(ann_path)
