@@ -70,6 +70,8 @@ class MaskRCNNModel(keras.Model):
         anchor_scales, anchor_ratios, backbone_strides, anchor_stride: anchors.
         rpn_std_dev, bbox_std_dev: box delta std devs of the RPN and heads.
         rpn_nms_threshold, pre_nms_limit, proposal_count: proposals.
+        rpn_anchors_per_image: anchors labelled per image for the RPN
+            losses (training).
         rois_per_image, positive_fraction, proposals_include_gt,
             mini_masks, mask_shape: head targets (training).
         pool_size, mask_pool_size, fc_layers_size, pyramid_size: head sizes.
@@ -83,7 +85,9 @@ class MaskRCNNModel(keras.Model):
         training: whether BatchNorm layers with train_bn update statistics.
 
     Returns a dict. Training mode: rpn_class_logits [B, A, 2], rpn_bbox
-    [B, A, 4], rois [B, T, 4], target_class_ids [B, T], target_deltas
+    [B, A, 4], the RPN targets rpn_match [B, A] and rpn_target_deltas
+    [B, S, 4] (computed here, on the accelerator, from gt_boxes: S =
+    rpn_anchors_per_image), rois [B, T, 4], target_class_ids [B, T], target_deltas
     [B, T, 4], roi_valid [B, T], mrcnn_class_logits [B, T, C], mrcnn_bbox
     [B, T, C, 4]; for the first P rows, where the positives are (P =
     max_positives(T, positive_fraction)): target_masks [B, P, h, w],
@@ -107,6 +111,7 @@ class MaskRCNNModel(keras.Model):
         rpn_nms_threshold=0.7,
         pre_nms_limit=6000,
         proposal_count=2000,
+        rpn_anchors_per_image=256,
         rois_per_image=200,
         positive_fraction=0.33,
         proposals_include_gt=True,
@@ -139,6 +144,7 @@ class MaskRCNNModel(keras.Model):
         self.rpn_nms_threshold = rpn_nms_threshold
         self.pre_nms_limit = pre_nms_limit
         self.proposal_count = proposal_count
+        self.rpn_anchors_per_image = rpn_anchors_per_image
         self.rois_per_image = rois_per_image
         self.positive_fraction = positive_fraction
         self.proposals_include_gt = proposals_include_gt
@@ -170,6 +176,34 @@ class MaskRCNNModel(keras.Model):
         return anchor_lib.pyramid_anchors(
             image_shape, self.anchor_scales, self.anchor_ratios, self.backbone_strides,
             self.anchor_stride,
+        )
+
+    def _rpn_targets(self, gt_class_ids, gt_boxes, image_shape):
+        """RPN targets of a batch: rpn_match [B, A] int32, deltas [B, S, 4].
+
+        gt_boxes: [B, M, 4] normalised; matched in pixels, per image.
+        """
+        pixel_boxes = box_ops.denormalize(gt_boxes, image_shape, rounded=False)
+        pixel_anchors = anchor_lib.pyramid_anchors(
+            image_shape, self.anchor_scales, self.anchor_ratios, self.backbone_strides,
+            self.anchor_stride, normalized=False,
+        )
+
+        def one_image(args):
+            class_ids, boxes = args
+            return targets.rpn_targets(
+                pixel_anchors, class_ids, boxes,
+                anchors_per_image=self.rpn_anchors_per_image,
+                std_dev=self.rpn_std_dev,
+                iou_fn=lambda _, b: anchor_lib.pyramid_iou(
+                    image_shape, self.anchor_scales, self.anchor_ratios,
+                    self.backbone_strides, b, self.anchor_stride),
+            )
+
+        return tf.map_fn(
+            one_image, (gt_class_ids, pixel_boxes),
+            fn_output_signature=(tf.TensorSpec([None], tf.int32),
+                                 tf.TensorSpec([self.rpn_anchors_per_image, 4], tf.float32)),
         )
 
     def _rpn(self, feature_maps):
@@ -240,9 +274,13 @@ class MaskRCNNModel(keras.Model):
         # head (the costliest part of a step) only runs on those rows.
         m = matching.max_positives(self.rois_per_image, self.positive_fraction)
         pred_masks = self._masks(rois[:, :m], head_maps, image_shape, training)
+        rpn_match, rpn_target_deltas = self._rpn_targets(
+            inputs["gt_class_ids"], inputs["gt_boxes"], image_shape)
         return {
             "rpn_class_logits": rpn_logits,
             "rpn_bbox": rpn_deltas,
+            "rpn_match": rpn_match,
+            "rpn_target_deltas": rpn_target_deltas,
             "rois": rois,
             "target_class_ids": class_ids,
             "target_deltas": deltas,
@@ -259,9 +297,10 @@ class MaskRCNNModel(keras.Model):
         """The five losses (unweighted) of a training-mode call. -> dict of scalars"""
         active = parse_image_meta_graph(inputs["image_meta"])["active_class_ids"]
         return {
-            "rpn_class_loss": losses.rpn_class_loss(inputs["rpn_match"], outputs["rpn_class_logits"]),
+            "rpn_class_loss": losses.rpn_class_loss(
+                outputs["rpn_match"], outputs["rpn_class_logits"]),
             "rpn_bbox_loss": losses.rpn_bbox_loss(
-                inputs["rpn_bbox"], inputs["rpn_match"], outputs["rpn_bbox"]
+                outputs["rpn_target_deltas"], outputs["rpn_match"], outputs["rpn_bbox"]
             ),
             "mrcnn_class_loss": losses.mrcnn_class_loss(
                 outputs["target_class_ids"], outputs["mrcnn_class_logits"], active,
@@ -329,6 +368,7 @@ def build_model(config, mode):
         proposal_count=(
             config.POST_NMS_ROIS_TRAINING if mode == "training" else config.POST_NMS_ROIS_INFERENCE
         ),
+        rpn_anchors_per_image=config.RPN_TRAIN_ANCHORS_PER_IMAGE,
         rois_per_image=config.TRAIN_ROIS_PER_IMAGE,
         positive_fraction=config.ROI_POSITIVE_RATIO,
         proposals_include_gt=config.PROPOSALS_INCLUDE_GT,

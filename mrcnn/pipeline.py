@@ -13,15 +13,15 @@ Two paths, chosen by `build_dataset`; both give the same batches:
   and computes boxes and mini-masks from the result.
 
 Then, in the graph: instances left empty are dropped, a random subset is
-kept when there are more than MAX_GT_INSTANCES, the RPN anchor targets are
-computed (vectorised over anchors) and everything is padded. Python steps
+kept when there are more than MAX_GT_INSTANCES, and everything is padded.
+The RPN anchor targets are not computed here but in the model's training
+step (on the accelerator, as detectron2 does): matching ~500k anchors of a
+1024 x 2048 image costs more CPU than everything else per image. Python steps
 run in `tf.numpy_function`s, in parallel. Batches are dicts that
 `MaskRCNNModel` consumes:
 
     image:        [B, H, W, 3] float32, mean pixel subtracted
     image_meta:   [B, 12 + NUM_CLASSES] float32 (see mrcnn/image.py)
-    rpn_match:    [B, A] int32, 1 / -1 / 0 per anchor
-    rpn_bbox:     [B, RPN_TRAIN_ANCHORS_PER_IMAGE, 4] float32
     gt_class_ids: [B, MAX_GT_INSTANCES] int32 (0 = padding, < 0 = crowd)
     gt_boxes:     [B, MAX_GT_INSTANCES, 4] float32, normalised
     gt_masks:     [B, MAX_GT_INSTANCES, h, w] bool; h, w = MINI_MASK_SHAPE,
@@ -40,8 +40,7 @@ boxes are computed after it, and instances it empties are dropped. See
 import numpy as np
 import tensorflow as tf
 
-from mrcnn import anchors as anchor_lib
-from mrcnn import box_ops, masks, targets
+from mrcnn import box_ops, masks
 from mrcnn.image import compose_image_meta, resize_image, resize_mask, scaled_size
 from mrcnn.mask_cache import MiniMaskCache, dataset_record
 
@@ -172,35 +171,15 @@ def _subsample(n, limit):
 
 
 def _targets(image, class_ids, boxes, gt_masks, config):
-    """RPN targets and padding: the dict of the module docstring, one image."""
+    """Normalise, pad: the dict of the module docstring for one image."""
     shape = tf.shape(image)
-    pixel_boxes = tf.cast(boxes, tf.float32)
-    all_anchors = anchor_lib.pyramid_anchors(
-        shape,
-        config.RPN_ANCHOR_SCALES,
-        config.RPN_ANCHOR_RATIOS,
-        config.BACKBONE_STRIDES,
-        config.RPN_ANCHOR_STRIDE,
-        normalized=False,
-    )
-    rpn_match, rpn_bbox = targets.rpn_targets(
-        all_anchors,
-        class_ids,
-        pixel_boxes,
-        anchors_per_image=config.RPN_TRAIN_ANCHORS_PER_IMAGE,
-        std_dev=config.RPN_BBOX_STD_DEV.tolist(),
-        iou_fn=lambda _, boxes: anchor_lib.pyramid_iou(
-            shape, config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS,
-            config.BACKBONE_STRIDES, boxes, config.RPN_ANCHOR_STRIDE),
-    )
-    pad = config.MAX_GT_INSTANCES - tf.shape(pixel_boxes)[0]
+    pad = config.MAX_GT_INSTANCES - tf.shape(boxes)[0]
     mean = tf.constant(config.MEAN_PIXEL, tf.float32)
     return {
         "image": tf.cast(image, tf.float32) - mean,
-        "rpn_match": rpn_match,
-        "rpn_bbox": rpn_bbox,
         "gt_class_ids": tf.pad(class_ids, [[0, pad]]),
-        "gt_boxes": tf.pad(box_ops.normalize(pixel_boxes, shape), [[0, pad], [0, 0]]),
+        "gt_boxes": tf.pad(box_ops.normalize(tf.cast(boxes, tf.float32), shape),
+                           [[0, pad], [0, 0]]),
         "gt_masks": tf.pad(gt_masks, [[0, pad], [0, 0], [0, 0]]),
     }
 

@@ -6,8 +6,9 @@ import os
 import h5py
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from mrcnn import pipeline, training, weight_files, weights
+from mrcnn import anchors, box_ops, pipeline, targets, training, weight_files, weights
 from mrcnn.config import LOSS_NAMES, Config
 from mrcnn.dataset import Dataset
 from mrcnn.model import MaskRCNN
@@ -286,3 +287,25 @@ def test_imagenet_resnet50_weights_map_onto_our_backbone(tmp_path):
                                ("conv5_block1_0_bn", "bn5a_branch1")):
         for a, b in zip(app.get_layer(app_name).weights, ours[our_name].weights):
             np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_rpn_targets_are_computed_in_the_model_from_the_batch(trained):
+    model, _, _, _ = trained
+    config = TinyConfig()
+    batch = next(iter(pipeline.build_dataset(shapes(2), config, shuffle=False)))
+    km = model.keras_model
+    shape = tf.shape(batch["image"])[1:3]
+    rpn_match, deltas = km._rpn_targets(batch["gt_class_ids"], batch["gt_boxes"], shape)
+    n_anchors = anchors.num_anchors(*batch["image"].shape[1:3], config.BACKBONE_STRIDES, 3)
+    assert rpn_match.shape == (2, n_anchors) and deltas.shape == (2, 256, 4)
+    pixel_anchors = anchors.pyramid_anchors(shape, config.RPN_ANCHOR_SCALES,
+                                            config.RPN_ANCHOR_RATIOS, config.BACKBONE_STRIDES,
+                                            normalized=False)
+    rpn_match = rpn_match.numpy()
+    for b in range(2):
+        boxes = box_ops.denormalize(batch["gt_boxes"][b], shape, rounded=False)
+        expected, _ = targets.rpn_targets(pixel_anchors, batch["gt_class_ids"][b], boxes,
+                                          std_dev=config.RPN_BBOX_STD_DEV.tolist())
+        # Negatives are a random sample; the (few) positives are all kept.
+        np.testing.assert_array_equal(rpn_match[b] == 1, expected.numpy() == 1)
+        assert 0 < (rpn_match[b] == 1).sum() and (rpn_match[b] != 0).sum() <= 256

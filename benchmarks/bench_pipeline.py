@@ -1,0 +1,167 @@
+"""Throughput of the Cityscapes training input pipeline on this machine.
+
+    .venv/bin/python -m benchmarks.bench_pipeline [--images 32] [--size 1024x2048] \\
+        [--warm-epochs 3] [--data DIR] [--json raw.json]
+
+Writes (or reuses, with --data) a synthetic Cityscapes dataset of `--images`
+training images of H x W in the official layout (`cityscapes.synthetic`),
+loads it with `CityscapesDataset` (polygon JSON), then measures:
+
+- parts, one image at a time on one thread (median ms per image): PNG
+  decode (`load_image`), rasterising the polygons (`load_mask`), boxes +
+  mini-masks from the masks, reading a cached record, and the graph part
+  (resize frame, FlipCrop augmentation, padding) as one tf.function; for
+  reference also the RPN targets, which the model computes in its training
+  step (on the accelerator), not the pipeline;
+- the whole pipeline, `mrcnn.pipeline.build_dataset` with FlipCrop() and a
+  fresh mini-mask cache folder, batches of 1 pulled as fast as possible:
+  "cold" is the first epoch (every record rasterised and written), "warm"
+  the next `--warm-epochs` epochs (records read from the cache). Images/s
+  counts every image from the first `next()` (pipeline start-up included).
+
+Figures are recorded in docs/benchmarks.md.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+from cityscapes.dataset import CityscapesDataset  # noqa: E402
+from cityscapes.synthetic import generate  # noqa: E402
+from mrcnn import pipeline  # noqa: E402
+from mrcnn.augmentation import FlipCrop  # noqa: E402
+from mrcnn.config import Config  # noqa: E402
+from mrcnn.mask_cache import MiniMaskCache, instance_record  # noqa: E402
+from mrcnn.model import build_model  # noqa: E402
+
+
+class BenchConfig(Config):
+    NAME = "bench"
+    NUM_CLASSES = 1 + 10
+    IMAGES_PER_GPU = 1
+    IMAGE_RESIZE_MODE = "none"  # 1024 x 2048 is already a multiple of 64
+    MAX_GT_INSTANCES = 100
+
+
+def median_ms(fn, items):
+    times = []
+    for item in items:
+        start = time.perf_counter()
+        fn(item)
+        times.append(time.perf_counter() - start)
+    return 1000 * statistics.median(times)
+
+
+def time_epochs(batches, epochs):
+    """(images, seconds) pulling `epochs` passes of a non-repeating dataset."""
+    start = time.perf_counter()
+    images = 0
+    for _ in range(epochs):
+        for batch in batches:
+            images += int(batch["image"].shape[0])
+    return images, time.perf_counter() - start
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--size", default="1024x2048", help="H x W of the synthetic images")
+    parser.add_argument("--warm-epochs", type=int, default=3)
+    parser.add_argument("--data", help="dataset folder to reuse / write (default: a temp dir)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="write the raw figures here")
+    args = parser.parse_args(argv)
+    height, width = (int(v) for v in args.size.lower().split("x"))
+
+    work = tempfile.mkdtemp(prefix="bench-pipeline-")
+    root = args.data or os.path.join(work, "data")
+    if not os.path.exists(os.path.join(root, "leftImg8bit", "train")):
+        start = time.perf_counter()
+        generate(root, seed=args.seed, height=height, width=width,
+                 images={"train": args.images, "val": 0, "test": 0})
+        print(f"generated {args.images} images of {height}x{width} in "
+              f"{time.perf_counter() - start:.1f} s -> {root}")
+    dataset = CityscapesDataset()
+    dataset.load_cityscapes(root, "train")
+    dataset.prepare()
+    config = BenchConfig()
+    ids = list(dataset.image_ids)
+    counts = [int((dataset.load_mask(i)[1] > 0).sum()) for i in ids[:8]]
+    png_mb = statistics.mean(os.path.getsize(dataset.image_info[i]["path"]) for i in ids) / 2**20
+
+    # ---- parts, one image at a time
+    parts = {}
+    parts["decode PNG (load_image)"] = median_ms(dataset.load_image, ids)
+    parts["rasterise polygons (load_mask)"] = median_ms(dataset.load_mask, ids)
+    loaded = {i: dataset.load_mask(i) for i in ids[:8]}
+    parts["boxes + mini-masks from masks"] = median_ms(
+        lambda i: instance_record(*loaded[i], config.MINI_MASK_SHAPE), ids[:8])
+    cache = MiniMaskCache(os.path.join(work, "parts-cache"), config.MINI_MASK_SHAPE)
+    for i in ids:
+        cache.get(dataset, i)
+    parts["read cached record"] = median_ms(lambda i: cache.get(dataset, i), ids)
+    aug = FlipCrop()
+    graph = tf.function(lambda *a: pipeline.record_targets(*a, config, aug), reduce_retracing=True)
+    inputs = {i: pipeline.load_image_instances(dataset, config, i, cache) for i in ids}
+    graph(*inputs[ids[0]][:1], *inputs[ids[0]][2:])
+    parts["graph: frame, FlipCrop, padding"] = median_ms(
+        lambda i: graph(inputs[i][0], *inputs[i][2:]), ids)
+    model = build_model(config, "training")
+    rpn = tf.function(model._rpn_targets, reduce_retracing=True)
+    examples = {i: graph(inputs[i][0], *inputs[i][2:]) for i in ids}
+    shape = tf.constant([height, width])
+    rpn(examples[ids[0]]["gt_class_ids"][None], examples[ids[0]]["gt_boxes"][None], shape)
+    parts["(in the train step: RPN targets)"] = median_ms(
+        lambda i: rpn(examples[i]["gt_class_ids"][None], examples[i]["gt_boxes"][None], shape),
+        ids)
+
+    # ---- the pipeline
+    cache_dir = os.path.join(work, "cache")
+
+    def batches():
+        return pipeline.build_dataset(dataset, config, shuffle=True, augmentation=FlipCrop(),
+                                      repeat=False, seed=args.seed, mask_cache=cache_dir)
+
+    cold_images, cold_s = time_epochs(batches(), 1)
+    warm_images, warm_s = time_epochs(batches(), args.warm_epochs)
+    results = {
+        "size": [height, width], "images": len(ids), "instances_per_image_first8": counts,
+        "png_mib_mean": png_mb, "cpu_count": os.cpu_count(), "parts_ms": parts,
+        "cold_images_per_s": cold_images / cold_s, "warm_images_per_s": warm_images / warm_s,
+        "commit": subprocess.run(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"],
+                                 capture_output=True, text=True).stdout.strip(),
+        "tensorflow": tf.__version__, "machine": platform.processor() or platform.machine(),
+    }
+    print(f"\n{len(ids)} images {height}x{width}, PNG {png_mb:.1f} MiB on average, "
+          f"instances (first 8 images): {counts}; {os.cpu_count()} CPUs; commit "
+          f"{results['commit']}")
+    print("\n| part (one image, one thread) | ms |\n|---|---:|")
+    for name, ms in parts.items():
+        print(f"| {name} | {ms:.1f} |")
+    print("\n| pipeline (FlipCrop, mini-mask cache) | images/s |\n|---|---:|")
+    print(f"| cold: first epoch, rasterising | {results['cold_images_per_s']:.1f} |")
+    print(f"| warm: {args.warm_epochs} epochs from the cache | "
+          f"{results['warm_images_per_s']:.1f} |")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()
