@@ -186,6 +186,9 @@ class Shape:
     anchors: dict = field(default_factory=dict)
 
 
+# Random things per non-empty image besides the featured ones: (min, max).
+DEFAULT_EXTRA_THINGS = (3, 8)
+
 def _arc(cx, cy, r, a0, a1, n):
     """n points on a circle from angle a0 to a1 (degrees, y up)."""
     a = np.radians(np.linspace(a0, a1, n))
@@ -851,11 +854,11 @@ def _deleted(rng, scene, objs, empty):
     return Obj(labels[rng.integers(len(labels))], _int_polygon(quad), deleted=True)
 
 
-def _plan(rng, height, width, empty, featured):
+def _plan(rng, height, width, empty, featured, extra=DEFAULT_EXTRA_THINGS):
     """The objects of one image in JSON (= drawing) order."""
     scene = Scene(rng, height, width)
     stuff = _sky(rng, scene) + _buildings(rng, scene) + _ground(rng, scene) + _trees(rng, scene)
-    entities = [] if empty else _things(rng, scene, featured)
+    entities = [] if empty else _things(rng, scene, featured, extra)
     furniture = sorted(_street_furniture(rng, scene), key=lambda e: e.yb)
     furniture = [o for e in furniture for o in e.objs]
     ego = [_ego_vehicle(rng, scene)] if rng.random() < 0.85 else []
@@ -896,7 +899,7 @@ def _plan(rng, height, width, empty, featured):
     return objs
 
 
-def _things(rng, scene, featured):
+def _things(rng, scene, featured, extra=DEFAULT_EXTRA_THINGS):
     """The instances and crowds of a non-empty image as Entities, far to near."""
     entities = []
     # The featured things go side by side, one in each vertical strip of the image.
@@ -907,7 +910,7 @@ def _things(rng, scene, featured):
         entities[-1].strip = strip
     names = list(_CLASS_WEIGHTS)
     p = np.array([_CLASS_WEIGHTS[n] for n in names], float)
-    for _ in range(int(rng.integers(3, 9))):
+    for _ in range(int(rng.integers(extra[0], extra[1] + 1))):
         name = names[rng.choice(len(names), p=p / p.sum())]
         if name == "train" and "train" in featured:
             name = "car"
@@ -1092,10 +1095,14 @@ def is_empty(index):
     return index % EMPTY_EVERY == 1
 
 
-def make_example(seed, split, index, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH):
-    """(rgb [H, W, 3] uint8, annotation dict as written to the polygons JSON)."""
+def make_example(seed, split, index, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH,
+                 extra=DEFAULT_EXTRA_THINGS):
+    """(rgb [H, W, 3] uint8, annotation dict as written to the polygons JSON).
+
+    extra: (min, max) number of random things besides the featured ones.
+    """
     rng = image_rng(seed, split, index)
-    objs = _plan(rng, height, width, is_empty(index), featured_classes(split, index))
+    objs = _plan(rng, height, width, is_empty(index), featured_classes(split, index), extra)
     rgb = render(rng, objs, height, width)
     annotation = {"imgHeight": height, "imgWidth": width, "objects": [o.to_json() for o in objs]}
     return rgb, annotation
@@ -1158,8 +1165,11 @@ def write_example(out_dir, split, city, stem, rgb, annotation):
 
 
 def generate(out_dir, seed=0, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH, images=None,
-             cities=DEFAULT_CITIES):
+             cities=DEFAULT_CITIES, extra=DEFAULT_EXTRA_THINGS):
     """Write a synthetic dataset under out_dir; returns a summary dict.
+
+    extra: (min, max) random things per non-empty image besides its 4
+    featured ones (more: busier scenes, e.g. for benchmarks).
 
     images: split -> number of images (default DEFAULT_IMAGES); image i of a
     split is in city i % cities. Existing files of the same names are
@@ -1188,7 +1198,7 @@ def generate(out_dir, seed=0, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH, images
     files = 0
     for split in SPLITS:
         for index in range(int(images.get(split, 0))):
-            rgb, annotation = make_example(seed, split, index, height, width)
+            rgb, annotation = make_example(seed, split, index, height, width, extra)
             city, stem = image_stem(split, index, cities)
             ids = write_example(out_dir, split, city, stem, rgb, annotation)
             files += 4
