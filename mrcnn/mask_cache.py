@@ -21,7 +21,6 @@ another key is recomputed and replaced, and a dataset whose
 an unreadable one is recomputed, so an interrupted run leaves no bad entry.
 """
 
-import hashlib
 import logging
 import os
 import re
@@ -146,13 +145,14 @@ class MiniMaskCache:
         return record
 
     def _write(self, path, record, key):
+        """Save atomically: a temporary file in the same folder, then rename."""
         folder = os.path.dirname(path)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
         try:
             with os.fdopen(fd, "wb") as f:
-                np.savez(f, key=np.array(key), count=len(record["class_ids"]), class_ids=record["class_ids"],
-                         boxes=record["boxes"], mini=np.packbits(record["mini"]),
-                         shape=record["shape"])
+                np.savez(f, key=np.array(key), count=len(record["class_ids"]),
+                         class_ids=record["class_ids"], boxes=record["boxes"],
+                         mini=np.packbits(record["mini"]), shape=record["shape"])
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):
