@@ -28,17 +28,24 @@ def feature_shapes(image_shape, strides):
     return tf.cast(tf.math.ceil(hw[None, :] / strides), tf.int32)
 
 
+def _level_grid(scale, ratios, shape, feature_stride, anchor_stride):
+    """A level's anchor grid: centre rows ys [Hl], columns xs [Wl], heights
+    and widths [R] (pixels). Anchors are their products, row-major."""
+    ratios = tf.constant(ratios, tf.float32)
+    heights = scale / tf.sqrt(ratios)
+    widths = scale * tf.sqrt(ratios)
+    ys = tf.cast(tf.range(0, shape[0], anchor_stride) * feature_stride, tf.float32)
+    xs = tf.cast(tf.range(0, shape[1], anchor_stride) * feature_stride, tf.float32)
+    return ys, xs, heights, widths
+
+
 def level_anchors(scale, ratios, shape, feature_stride, anchor_stride=1):
     """Anchors of one level in pixels.
 
     scale: side of a ratio-1 anchor in pixels; ratios: [R];
     shape: (feature height, feature width) -> [Hl * Wl * R, 4]
     """
-    ratios = tf.constant(ratios, tf.float32)
-    heights = scale / tf.sqrt(ratios)
-    widths = scale * tf.sqrt(ratios)
-    ys = tf.cast(tf.range(0, shape[0], anchor_stride) * feature_stride, tf.float32)
-    xs = tf.cast(tf.range(0, shape[1], anchor_stride) * feature_stride, tf.float32)
+    ys, xs, heights, widths = _level_grid(scale, ratios, shape, feature_stride, anchor_stride)
     cy, cx = tf.meshgrid(ys, xs, indexing="ij")  # [Hl, Wl]
     centers = tf.stack([cy, cx, cy, cx], axis=-1)[:, :, None, :]  # [Hl, Wl, 1, 4]
     half = 0.5 * tf.stack([-heights, -widths, heights, widths], axis=-1)  # [R, 4]
@@ -76,15 +83,11 @@ def pyramid_iou(image_shape, scales, ratios, strides, boxes, anchor_stride=1):
     """
     boxes = tf.convert_to_tensor(boxes, tf.float32)
     shapes = feature_shapes(image_shape, strides)
-    ratios_t = tf.constant(ratios, tf.float32)
     box_area = box_ops.area(boxes)  # [K]
     by1, bx1, by2, bx2 = (boxes[:, i] for i in range(4))
     levels = []
     for i, (scale, stride) in enumerate(zip(scales, strides)):
-        heights = scale / tf.sqrt(ratios_t)  # as level_anchors
-        widths = scale * tf.sqrt(ratios_t)
-        ys = tf.cast(tf.range(0, shapes[i][0], anchor_stride) * stride, tf.float32)
-        xs = tf.cast(tf.range(0, shapes[i][1], anchor_stride) * stride, tf.float32)
+        ys, xs, heights, widths = _level_grid(scale, ratios, shapes[i], stride, anchor_stride)
         ay1, ay2 = ys[:, None] - 0.5 * heights, ys[:, None] + 0.5 * heights  # [Hl, R]
         ax1, ax2 = xs[:, None] - 0.5 * widths, xs[:, None] + 0.5 * widths  # [Wl, R]
         # Overlaps per row and per column with each box: [Hl, R, K], [Wl, R, K].
