@@ -160,11 +160,7 @@ class CityscapesDataset(Dataset):
         info = self.image_info[image_id]
         if info["source"] != SOURCE:
             return super().load_mask(image_id)
-        ids = _read_ids(info["annotation"])
-        if ids.shape != (info["height"], info["width"]):
-            raise CityscapesDataError(
-                info["annotation"], f"annotation is {ids.shape[0]}x{ids.shape[1]}, "
-                f"image is {info['height']}x{info['width']}")
+        ids = rasterize.read_id_image(info["annotation"], info["height"], info["width"])
         label_map, class_ids = rasterize.instances_from_id_image(ids, self.class_map)
         return rasterize.masks_from_label_map(label_map, len(class_ids)), class_ids
 
@@ -286,9 +282,3 @@ def _check_image(image_path, ann_path, annotations, class_map):
                       f"image's {height}x{width} ({image_path})")
     return height, width, has_instances
 
-
-def _read_ids(ann_path):
-    """[H, W] int32 instance id image of a polygons JSON or an instanceIds PNG."""
-    if ann_path.endswith(".json"):
-        return rasterize.instance_id_image(rasterize.parse_polygons(ann_path))
-    return rasterize.read_instance_ids_png(ann_path)

@@ -198,7 +198,7 @@ def instances_from_id_image(ids, class_map):
     ids = np.asarray(ids)
     if ids.ndim != 2:
         raise ValueError(f"ids must be [H, W], got shape {ids.shape}")
-    values, inverse = _present_values(ids)
+    values, _, inverse = _present_values(ids)
     label_ids = values // INSTANCE_FACTOR
     is_instance = values >= INSTANCE_FACTOR
     class_of = np.array(
@@ -217,25 +217,34 @@ def instances_from_id_image(ids, class_map):
     return label_map, class_ids
 
 
-def _present_values(ids):
-    """Sorted distinct values of ids and a function mapping a per-value table to [H, W].
+def value_counts(ids):
+    """Distinct values of ids [H, W] (sorted, [U] int64) and their pixel counts [U]."""
+    values, counts, _ = _present_values(ids)
+    return values, counts
 
-    Returns (values [U] int64 sorted, remap) where remap(table [U]) ->
-    [H, W] table[index of each pixel's value]. Uses a bincount and a direct
-    lookup table for the usual small non-negative ids, np.unique otherwise.
+
+def _present_values(ids):
+    """Sorted distinct values of ids, their pixel counts, and a remap function.
+
+    Returns (values [U] int64 sorted, counts [U] int64, remap) where
+    remap(table [U]) -> [H, W] table[index of each pixel's value]. Uses a
+    bincount and a direct lookup table for the usual small non-negative
+    ids, np.unique otherwise.
     """
     lo, hi = (int(ids.min()), int(ids.max())) if ids.size else (0, 0)
     if lo >= 0 and hi < _MAX_LUT_VALUE:
-        values = np.flatnonzero(np.bincount(ids.ravel(), minlength=1))
+        all_counts = np.bincount(ids.ravel(), minlength=1)
+        values = np.flatnonzero(all_counts)
 
         def remap(table):
             full = np.zeros(hi + 1, dtype=table.dtype)
             full[values] = table
             return full[ids]
 
-        return values.astype(np.int64), remap
-    values, index = np.unique(ids, return_inverse=True)
-    return values.astype(np.int64), lambda table: table[index.reshape(ids.shape)]
+        return values.astype(np.int64), all_counts[values].astype(np.int64), remap
+    values, index, counts = np.unique(ids, return_inverse=True, return_counts=True)
+    return (values.astype(np.int64), counts.astype(np.int64),
+            lambda table: table[index.reshape(ids.shape)])
 
 
 def read_instance_ids_png(path):
@@ -261,6 +270,22 @@ def read_instance_ids_png(path):
         raise CityscapesDataError(
             path, f"instance id PNG is not single-channel (shape {array.shape})")
     return array.astype(np.int32)
+
+
+def read_id_image(path, height, width):
+    """[H, W] int32 official instance id image of a polygons JSON or instanceIds PNG.
+
+    Raises CityscapesDataError naming the file when it cannot be read or is
+    not height x width (the image's size).
+    """
+    if path.endswith(".json"):
+        ids = instance_id_image(parse_polygons(path))
+    else:
+        ids = read_instance_ids_png(path)
+    if ids.shape != (height, width):
+        raise CityscapesDataError(path, f"annotation is {ids.shape[0]}x{ids.shape[1]}, "
+                                        f"image is {height}x{width}")
+    return ids
 
 
 def masks_from_label_map(label_map, n):

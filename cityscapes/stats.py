@@ -55,29 +55,11 @@ SIZE_NAMES = ("small", "medium", "large")
 CLASS_SETS = {"all": INSTANCE_CLASSES, "evaluated": EVALUATED_CLASSES}
 DATASET_HELP = "Cityscapes folder (leftImg8bit/, gtFine/), or 'demo' for the synthetic demo"
 PLOT_FILES = ("instances_per_class.png", "sizes_per_class.png", "instances_per_image.png")
-# Largest id counted with np.bincount (Cityscapes ids are < 34000).
-_MAX_BINCOUNT_VALUE = 1 << 22
 # How many skipped images the Markdown lists by name (all are in the JSON).
 _LISTED_SKIPS = 20
 
 
 # ------------------------------------------------------------ per image
-def read_id_image(annotation, height, width):
-    """[H, W] int32 official instance id image of a polygons JSON or instanceIds PNG.
-
-    Raises CityscapesDataError naming the file when it cannot be read or is
-    not height x width.
-    """
-    if annotation.endswith(".json"):
-        ids = rasterize.instance_id_image(rasterize.parse_polygons(annotation))
-    else:
-        ids = rasterize.read_instance_ids_png(annotation)
-    if ids.shape != (height, width):
-        raise CityscapesDataError(annotation, f"annotation is {ids.shape[0]}x{ids.shape[1]}, "
-                                              f"image is {height}x{width}")
-    return ids
-
-
 def instance_areas(ids, class_map):
     """Class ids and visible areas of the objects of an instance id image.
 
@@ -85,7 +67,7 @@ def instance_areas(ids, class_map):
     Returns class_ids [N] int32 (negative: crowd region) and areas [N]
     int64 pixels, in `load_mask`'s order.
     """
-    values, counts = value_counts(ids)
+    values, counts = rasterize.value_counts(ids)
     # The objects depend only on which values are present: map the [U]
     # distinct values as a 1 x U image, then add up their pixel counts.
     owner, class_ids = rasterize.instances_from_id_image(values[None, :], class_map)
@@ -93,25 +75,11 @@ def instance_areas(ids, class_map):
     return class_ids, np.rint(areas).astype(np.int64)
 
 
-def value_counts(ids):
-    """Distinct values of ids [H, W] (sorted, [U] int64) and their pixel counts [U].
-
-    One np.bincount pass for the usual small non-negative ids, np.unique otherwise.
-    """
-    ids = np.asarray(ids).ravel()
-    if ids.size and ids.min() >= 0 and ids.max() < _MAX_BINCOUNT_VALUE:
-        counts = np.bincount(ids)
-        values = np.flatnonzero(counts)
-        return values.astype(np.int64), counts[values]
-    values, counts = np.unique(ids, return_counts=True)
-    return values.astype(np.int64), counts
-
-
 def _annotation_task(class_names, task):
     """Worker: (index, annotation, H, W) -> (index, class_ids, areas) or (index, error)."""
     index, annotation, height, width = task
     try:
-        ids = read_id_image(annotation, height, width)
+        ids = rasterize.read_id_image(annotation, height, width)
     except CityscapesDataError as e:
         return index, (e.path, e.reason)
     class_ids, areas = instance_areas(ids, _class_map(class_names))
@@ -293,9 +261,6 @@ def resolve_root(dataset):
         return dataset
     from cityscapes import synthetic
 
-    if not hasattr(synthetic, "ensure_demo"):
-        raise SystemExit("--dataset demo needs cityscapes.synthetic.ensure_demo(); "
-                         "pass --dataset ROOT")
     return synthetic.ensure_demo()
 
 

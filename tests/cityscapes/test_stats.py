@@ -7,7 +7,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from cityscapes import stats
+from cityscapes import rasterize, stats
 from cityscapes.dataset import CityscapesDataError, CityscapesDataset
 from cityscapes.labels import EVALUATED_CLASSES, INSTANCE_CLASSES, ClassMap
 from cityscapes.rasterize import instances_from_id_image
@@ -110,7 +110,7 @@ def test_process_pool_gives_the_same(root):
 def test_instance_areas_equal_label_map_bincount(root):
     ds = load(root, "train")
     for info in ds.image_info:
-        ids = stats.read_id_image(info["annotation"], info["height"], info["width"])
+        ids = rasterize.read_id_image(info["annotation"], info["height"], info["width"])
         label_map, class_ids = instances_from_id_image(ids, ds.class_map)
         got_ids, areas = stats.instance_areas(ids, ds.class_map)
         np.testing.assert_array_equal(got_ids, class_ids)
@@ -119,7 +119,7 @@ def test_instance_areas_equal_label_map_bincount(root):
 
 def test_value_counts_fallback_for_negative_ids():
     ids = np.array([[26000, -1, 26000], [7, 26001, -1]])
-    values, counts = stats.value_counts(ids)
+    values, counts = rasterize.value_counts(ids)
     np.testing.assert_array_equal(values, [-1, 7, 26000, 26001])
     np.testing.assert_array_equal(counts, [2, 1, 2, 1])
     class_ids, areas = stats.instance_areas(ids, ClassMap())
