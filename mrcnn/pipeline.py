@@ -203,39 +203,39 @@ def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True,
     if not dataset.image_ids.size:
         raise ValueError(f"{type(dataset).__name__} has no images (did you call prepare()?)")
     rng = np.random.default_rng(seed)
-    fast = uses_instance_path(config, augmentation)
     if mask_cache is not None and not isinstance(mask_cache, MiniMaskCache):
         mask_cache = MiniMaskCache(mask_cache, config.MINI_MASK_SHAPE)
-
-    def load_masks(image_id):
-        return load_image_gt(dataset, config, int(image_id), rng)
 
     def load_instances(image_id):
         return load_image_instances(dataset, config, int(image_id), mask_cache, rng)
 
-    def load_graph(image_id):
-        if fast:
-            loaded = tf.numpy_function(
-                load_instances, [image_id],
-                [tf.uint8, tf.float32, tf.int32, tf.int32, tf.bool, tf.float32], stateful=True)
-            image, meta, class_ids, boxes, mini, frame = loaded
-            boxes.set_shape([None, 4])
-            mini.set_shape([None, *config.MINI_MASK_SHAPE])
-            frame.set_shape([4])
-        else:
-            image, meta, class_ids, mask = tf.numpy_function(
-                load_masks, [image_id], [tf.uint8, tf.float32, tf.int32, tf.bool], stateful=True)
-            mask.set_shape([None, None, None])
+    def instance_example(image_id):
+        image, meta, class_ids, boxes, mini, frame = tf.numpy_function(
+            load_instances, [image_id],
+            [tf.uint8, tf.float32, tf.int32, tf.int32, tf.bool, tf.float32], stateful=True)
         image.set_shape([None, None, 3])
-        meta.set_shape([config.IMAGE_META_SIZE])
         class_ids.set_shape([None])
-        if fast:
-            example = record_targets(image, class_ids, boxes, mini, frame, config, augmentation)
-        else:
-            example = instance_targets(image, class_ids, mask, config, augmentation)
-        example["image_meta"] = meta
-        return example
+        boxes.set_shape([None, 4])
+        mini.set_shape([None, *config.MINI_MASK_SHAPE])
+        frame.set_shape([4])
+        meta.set_shape([config.IMAGE_META_SIZE])
+        example = record_targets(image, class_ids, boxes, mini, frame, config, augmentation)
+        return {**example, "image_meta": meta}
 
+    def load_masks(image_id):
+        return load_image_gt(dataset, config, int(image_id), rng)
+
+    def mask_example(image_id):
+        image, meta, class_ids, mask = tf.numpy_function(
+            load_masks, [image_id], [tf.uint8, tf.float32, tf.int32, tf.bool], stateful=True)
+        image.set_shape([None, None, 3])
+        class_ids.set_shape([None])
+        mask.set_shape([None, None, None])
+        meta.set_shape([config.IMAGE_META_SIZE])
+        example = instance_targets(image, class_ids, mask, config, augmentation)
+        return {**example, "image_meta": meta}
+
+    load_graph = instance_example if uses_instance_path(config, augmentation) else mask_example
     ids = tf.data.Dataset.from_tensor_slices(np.asarray(dataset.image_ids, np.int64))
     if shuffle:
         ids = ids.shuffle(len(dataset.image_ids), seed=seed, reshuffle_each_iteration=True)
@@ -248,3 +248,4 @@ def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True,
     options = tf.data.Options()
     options.threading.max_intra_op_parallelism = 1
     return batches.with_options(options)
+
