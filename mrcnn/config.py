@@ -17,7 +17,7 @@ import json
 
 import numpy as np
 
-RESIZE_MODES = ("none", "square", "pad64", "crop")
+RESIZE_MODES = ("none", "square", "pad64", "crop", "fit64")
 BACKBONES = ("resnet50", "resnet101")
 OPTIMIZERS = ("sgd", "adam")
 LOSS_NAMES = (
@@ -65,7 +65,7 @@ class Config:
     USE_MINI_MASK = True
     MINI_MASK_SHAPE = (56, 56)
 
-    # "square" | "pad64" | "none" | "crop" (see mrcnn/image.py).
+    # "square" | "pad64" | "none" | "crop" | "fit64" (see mrcnn/image.py).
     IMAGE_RESIZE_MODE = "square"
     IMAGE_MIN_DIM = 800
     IMAGE_MAX_DIM = 1024

@@ -13,6 +13,11 @@ Resize modes (Config.IMAGE_RESIZE_MODE), as in Matterport:
             so each side is a multiple of 64, centred.
 - "crop":   scaled up as in "pad64", then a random `min_dim` x `min_dim`
             crop is taken (training only).
+- "fit64":  (not in Matterport) scaled up or down so its shorter side is
+            `min_dim`, but its longer side at most `max_dim` (detectron2's
+            ResizeShortestEdge), then zero-padded as in "pad64". Keeps
+            Cityscapes' 1:2 frames without square padding at any size:
+            min 1024 / max 2048 leaves them as they are, 512 / 1024 halves them.
 
 Image meta layout (one float32 row per image, length 12 + NUM_CLASSES):
 image_id (1), original image shape (3), molded image shape (3), window
@@ -61,10 +66,14 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
     if mode == "crop" and not min_dim:
         raise ValueError("resize mode 'crop' needs min_dim")
 
+    if mode == "fit64" and not (min_dim and max_dim):
+        raise ValueError("resize mode 'fit64' needs min_dim and max_dim")
     scale = max(1.0, min_dim / min(h, w)) if min_dim else 1.0
+    if mode == "fit64":
+        scale = min_dim / min(h, w)
     if min_scale and scale < min_scale:
         scale = float(min_scale)
-    if mode == "square" and round(max(h, w) * scale) > max_dim:
+    if mode in ("square", "fit64") and round(max(h, w) * scale) > max_dim:
         scale = max_dim / max(h, w)
     if scale != 1:
         image = _resize(image, scaled_size(h, w, scale))
@@ -79,7 +88,7 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
 
     if mode == "square":
         out_h, out_w = max_dim, max_dim
-    else:  # pad64
+    else:  # pad64, fit64
         out_h, out_w = -(-h // 64) * 64, -(-w // 64) * 64
     top, left = (out_h - h) // 2, (out_w - w) // 2
     padding = [(top, out_h - h - top), (left, out_w - w - left), (0, 0)]

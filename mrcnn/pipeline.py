@@ -24,11 +24,14 @@ run in `tf.numpy_function`s, in parallel. Batches are dicts that
     image_meta:   [B, 12 + NUM_CLASSES] float32 (see mrcnn/image.py)
     gt_class_ids: [B, MAX_GT_INSTANCES] int32 (0 = padding, < 0 = crowd)
     gt_boxes:     [B, MAX_GT_INSTANCES, 4] float32, normalised
-    gt_masks:     [B, MAX_GT_INSTANCES, h, w] bool; h, w = MINI_MASK_SHAPE,
-                  or the image size without mini-masks
+    gt_masks:     [B, MAX_GT_INSTANCES, h, w] uint8 in {0, 1}; h, w =
+                  MINI_MASK_SHAPE, or the image size without mini-masks
+                  (not bool: Keras' fit under a tf.distribute strategy
+                  averages a first batch over the replicas, which a bool
+                  tensor cannot be)
 
 All images of a batch must share one molded size: "square" and "crop" modes
-guarantee it; "pad64" and "none" do when the images have one size (as
+guarantee it; "pad64", "fit64" and "none" do when the images have one size (as
 Cityscapes does), otherwise use IMAGES_PER_GPU = 1.
 
 augmentation: None, or a callable `(image, masks) -> (image, masks)` on
@@ -180,7 +183,7 @@ def _targets(image, class_ids, boxes, gt_masks, config):
         "gt_class_ids": tf.pad(class_ids, [[0, pad]]),
         "gt_boxes": tf.pad(box_ops.normalize(tf.cast(boxes, tf.float32), shape),
                            [[0, pad], [0, 0]]),
-        "gt_masks": tf.pad(gt_masks, [[0, pad], [0, 0], [0, 0]]),
+        "gt_masks": tf.pad(tf.cast(gt_masks, tf.uint8), [[0, pad], [0, 0], [0, 0]]),
     }
 
 

@@ -144,6 +144,66 @@ def _write_name_attr(attrs, name, names):
             attrs[f"{name}{i}"] = chunk
 
 
+def _open_h5(path):
+    """An h5py.File for reading, or FileNotFoundError / WeightsFileError."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Weights file not found: {path}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise WeightsFileError(f"{path} is not a readable HDF5 file: {exc}") from exc
+
+
+def _layer_names(f, path):
+    """(group holding the layers, their names) of an open Keras-2 weights file."""
+    root = f
+    if _read_name_attr(f.attrs, "layer_names") is None and "model_weights" in f:
+        root = f["model_weights"]
+    layer_names = _read_name_attr(root.attrs, "layer_names")
+    if layer_names is None:
+        hint = ""
+        if "layers" in f or "vars" in f:
+            hint = (
+                " It looks like a Keras 3 '.weights.h5' file: load it with "
+                "keras' model.load_weights()."
+            )
+        raise WeightsFileError(
+            f"{path} is not a Keras-2 HDF5 weights file: no 'layer_names' "
+            f"attribute at the root or under 'model_weights'.{hint}"
+        )
+    return root, layer_names
+
+
+def file_backbone(path):
+    """The ResNet of a Matterport-layout weights file, from its layer names.
+
+    -> "resnet50" | "resnet101" (by the number of stage-4 blocks, res4a...),
+    or None when the file has no stage-4 layers (e.g. heads only). Reads the
+    names only, so it is quick even for a 250 MB file.
+    """
+    path = os.fspath(path)
+    with _open_h5(path) as f:
+        _, names = _layer_names(f, path)
+    blocks = {n[4] for n in names if n.startswith("res4") and n.endswith("_branch2a")}
+    for backbone, counts in RESNET_BLOCKS.items():
+        if len(blocks) == counts[2]:
+            return backbone
+    return None
+
+
+def file_num_classes(path):
+    """NUM_CLASSES of a weights file's classifier (mrcnn_class_logits), or None."""
+    path = os.fspath(path)
+    with _open_h5(path) as f:
+        root, names = _layer_names(f, path)
+        if "mrcnn_class_logits" not in names:
+            return None
+        group = root["mrcnn_class_logits"]
+        kernels = [n for n in _read_name_attr(group.attrs, "weight_names") or []
+                   if "kernel" in n]
+        return int(group[kernels[0]].shape[-1]) if kernels else None
+
+
 def read_legacy_h5(path):
     """Read a legacy Keras-2 HDF5 weights file.
 
@@ -162,28 +222,8 @@ def read_legacy_h5(path):
         WeightsFileError: not an HDF5 file, or not this layout.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"Weights file not found: {path}")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise WeightsFileError(f"{path} is not a readable HDF5 file: {exc}") from exc
-    with f:
-        root = f
-        if _read_name_attr(f.attrs, "layer_names") is None and "model_weights" in f:
-            root = f["model_weights"]
-        layer_names = _read_name_attr(root.attrs, "layer_names")
-        if layer_names is None:
-            hint = ""
-            if "layers" in f or "vars" in f:
-                hint = (
-                    " It looks like a Keras 3 '.weights.h5' file: load it with "
-                    "keras' model.load_weights()."
-                )
-            raise WeightsFileError(
-                f"{path} is not a Keras-2 HDF5 weights file: no 'layer_names' "
-                f"attribute at the root or under 'model_weights'.{hint}"
-            )
+    with _open_h5(path) as f:
+        root, layer_names = _layer_names(f, path)
         groups = []
         for layer in layer_names:
             if layer not in root or not isinstance(root[layer], h5py.Group):

@@ -64,6 +64,24 @@ def test_pad64_keeps_multiples_of_64():
     assert padding == [(0, 0), (0, 0), (0, 0)]
 
 
+@pytest.mark.parametrize("shape, dims, scale, out_shape, window", [
+    ((1024, 2048), (1024, 2048), 1.0, (1024, 2048), (0, 0, 1024, 2048)),   # as it is
+    ((1024, 2048), (512, 1024), 0.5, (512, 1024), (0, 0, 512, 1024)),      # halved
+    ((100, 150), (200, 1000), 2.0, (256, 320), (28, 10, 228, 310)),        # grown to min_dim
+    ((100, 400), (200, 600), 1.5, (192, 640), (21, 20, 171, 620)),         # capped by max_dim
+])
+def test_fit64_mode_exact_values(shape, dims, scale, out_shape, window):
+    image = np.ones(shape + (3,), np.uint8)
+    out, win, s, padding, crop = resize_image(image, *dims, mode="fit64")
+    assert s == pytest.approx(scale) and crop is None
+    assert out.shape == out_shape + (3,) and win == window
+
+
+def test_fit64_needs_both_dims():
+    with pytest.raises(ValueError, match="fit64.*needs min_dim and max_dim"):
+        resize_image(np.zeros((10, 10, 3), np.uint8), min_dim=64, mode="fit64")
+
+
 def test_none_mode_is_identity():
     image = np.random.default_rng(0).integers(0, 256, (33, 47, 3), dtype=np.uint8)
     out, window, scale, padding, crop = resize_image(image, 800, 1024, mode="none")
@@ -126,6 +144,7 @@ def test_resize_image_needs_three_dims():
     ((37, 41), (3, 4, 20, 33), dict(min_dim=60, max_dim=128)),        # grow 60 / 37
     ((60, 90), (7, 11, 50, 70), dict(min_dim=64, mode="pad64")),
     ((40, 50), (7, 11, 30, 45), dict(min_dim=64, mode="crop")),
+    ((90, 180), (7, 11, 50, 70), dict(min_dim=64, max_dim=128, mode="fit64")),  # shrink
 ])
 def test_resize_mask_matches_image_geometry(shape, box, kwargs):
     y1, x1, y2, x2 = box

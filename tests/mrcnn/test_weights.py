@@ -602,3 +602,41 @@ def test_load_imagenet_weights_is_strict(tmp_path):
     write_raw_legacy(path, [conv1, group("fc1000", [(2048, 1000)], ["kernel"])])
     with pytest.raises(W.WeightsLoadError, match="fc1000"):
         W.load_imagenet_weights(model, path, "resnet50")
+
+
+# --------------------------------------------------------------------------
+# file_backbone / file_num_classes (names and one shape, read without arrays)
+# --------------------------------------------------------------------------
+
+
+def small_matterport_file(path, tsv):
+    """A file with the layer and weight names of a published Matterport file;
+    tiny arrays except the classifier's kernel, which keeps its real shape."""
+    layers = {}
+    for line in (DATA / tsv).read_text().splitlines():
+        if line and not line.startswith("#"):
+            layer, weight, shape = line.split("\t")
+            real = layer == "mrcnn_class_logits" and "kernel" in weight
+            shape = tuple(int(d) for d in shape.strip("()").split(",") if d.strip())
+            layers.setdefault(layer, []).append(
+                (weight, np.zeros(shape if real else (1,), np.float32)))
+    write_raw_legacy(path, list(layers.items()))
+    return path
+
+
+@pytest.mark.parametrize("tsv, backbone", [
+    ("matterport_r101_coco81_layout.tsv", "resnet101"),
+    ("matterport_r50_coco81_layout.tsv", "resnet50"),
+])
+def test_file_backbone_and_classes_of_matterport_files(tmp_path, tsv, backbone):
+    path = small_matterport_file(tmp_path / "w.h5", tsv)
+    assert W.file_backbone(path) == backbone
+    assert W.file_num_classes(path) == 81
+
+
+def test_file_backbone_without_resnet_layers_is_none(tmp_path):
+    path = tmp_path / "heads.h5"
+    write_raw_legacy(path, [("mrcnn_mask", [("mrcnn_mask/kernel:0", np.zeros((1,)))])])
+    assert W.file_backbone(path) is None and W.file_num_classes(path) is None
+    with pytest.raises(FileNotFoundError):
+        W.file_backbone(tmp_path / "missing.h5")

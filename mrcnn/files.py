@@ -1,0 +1,33 @@
+"""Atomic file writes: a file is complete under its final name, or absent.
+
+The content goes to a temporary file in the same folder, is synced, then
+moved onto the final path with `os.replace` (atomic on POSIX and Windows);
+an interrupted write leaves any previous file untouched and no temporary
+file behind.
+"""
+
+import contextlib
+import os
+import uuid
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path to write; on success it becomes `path`."""
+    folder, base = os.path.split(os.path.abspath(os.fspath(path)))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{base}.{uuid.uuid4().hex}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_text(path, text):
+    """Write `text` (UTF-8) to `path` atomically."""
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
