@@ -1,0 +1,56 @@
+"""Configurations for Cityscapes: full resolution, and the small CPU demo.
+
+    from cityscapes.config import CityscapesConfig
+    config = CityscapesConfig()                      # 10 classes, 1024 x 2048
+    config = CityscapesConfig.from_dict({"NUM_CLASSES": 1 + 8, "BACKBONE": "resnet50"})
+
+Cityscapes frames are 1024 x 2048; the "fit64" resize mode (mrcnn/image.py)
+keeps their aspect ratio at any IMAGE_MIN_DIM / IMAGE_MAX_DIM (512 / 1024
+halves them) and pads to multiples of 64 only when needed, so batches of
+several images share one size. Everything else is Matterport's default
+(ResNet-101, SGD at 0.001, momentum 0.9, weight decay 1e-4, 56 x 56
+mini-masks, 28 x 28 masks), with room for Cityscapes' crowded frames.
+"""
+
+from cityscapes.labels import INSTANCE_CLASSES
+from mrcnn.config import Config
+
+
+class CityscapesConfig(Config):
+    """Cityscapes, the 10 instance classes, full resolution."""
+
+    NAME = "cityscapes"
+    NUM_CLASSES = 1 + len(INSTANCE_CLASSES)
+    BACKBONE = "resnet101"
+    IMAGES_PER_GPU = 1
+    IMAGE_RESIZE_MODE = "fit64"
+    IMAGE_MIN_DIM = 1024
+    IMAGE_MAX_DIM = 2048
+    # Real frames have up to ~100 annotated instances (cars parked in rows).
+    MAX_GT_INSTANCES = 128
+    DETECTION_MAX_INSTANCES = 100
+    STEPS_PER_EPOCH = 1000
+    VALIDATION_STEPS = 50
+
+
+class DemoConfig(CityscapesConfig):
+    """The synthetic demo scenes (256 x 512) from scratch on a CPU in minutes.
+
+    ResNet-50, smaller anchors for the smaller frames, fewer proposals and
+    ROIs (the heads' cost), Adam (faster from random weights than SGD).
+    """
+
+    NAME = "demo"
+    BACKBONE = "resnet50"
+    IMAGE_MIN_DIM = 256
+    IMAGE_MAX_DIM = 512
+    RPN_ANCHOR_SCALES = (16, 32, 64, 128, 256)
+    RPN_TRAIN_ANCHORS_PER_IMAGE = 128
+    PRE_NMS_LIMIT = 2000
+    POST_NMS_ROIS_TRAINING = 500
+    POST_NMS_ROIS_INFERENCE = 300
+    TRAIN_ROIS_PER_IMAGE = 64
+    MAX_GT_INSTANCES = 32
+    DETECTION_MIN_CONFIDENCE = 0.5
+    OPTIMIZER = "adam"
+
