@@ -16,8 +16,21 @@ XLA: Keras 3 compiles `fit` with XLA by itself on a GPU (jit_compile="auto"),
 and `tf.image.crop_and_resize` (ROIAlign, mask targets) has no XLA kernel,
 so this model is always compiled with jit_compile=False; on a GPU the
 convolutions still run on cuDNN.
+
+Mixed precision (`training.set_mixed_precision`): the Keras layers (backbone,
+RPN, heads) compute in float16; their outputs are cast to float32 where they
+leave them (`_rpn`, `_heads`, `_masks`), so proposals, targets, losses and
+detections run in float32. ROIAlign reads the float16 feature maps and
+returns float32 (`tf.image.crop_and_resize`).
+
+Several devices (`training.make_strategy`): create `MaskRCNN` under
+`strategy.scope()`; `train` compiles and fits under the same strategy. Each
+replica gets BATCH_SIZE / replicas images; `train_step` divides its loss by
+the number of replicas, as Keras' own train_step does, since the optimizer
+sums the replicas' gradients.
 """
 
+import json
 import logging
 import os
 import re
@@ -27,9 +40,11 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn import anchors as anchor_lib
+from mrcnn import callbacks as run_callbacks
 from mrcnn import (
     box_ops,
     detection,
+    files,
     losses,
     masks,
     matching,
@@ -81,7 +96,8 @@ class MaskRCNNModel(keras.Model):
     Call arguments:
         inputs: dict with "image" [B, H, W, 3] float32 (molded) and
             "image_meta" [B, 12 + C]; in training mode also "gt_class_ids"
-            [B, M], "gt_boxes" [B, M, 4], "gt_masks" [B, M, h, w].
+            [B, M], "gt_boxes" [B, M, 4], "gt_masks" [B, M, h, w] in {0, 1}
+            (uint8 from mrcnn/pipeline.py; bool works too).
         training: whether BatchNorm layers with train_bn update statistics.
 
     Returns a dict. Training mode: rpn_class_logits [B, A, 2], rpn_bbox
@@ -207,17 +223,22 @@ class MaskRCNNModel(keras.Model):
         )
 
     def _rpn(self, feature_maps):
+        """RPN on every level: logits [B, A, 2], probs [B, A, 2], deltas
+        [B, A, 4], float32 (also under mixed precision)."""
         outputs = [self.rpn(p) for p in feature_maps]
-        return [tf.concat(list(o), axis=1) for o in zip(*outputs)]
+        return [tf.cast(tf.concat(list(o), axis=1), tf.float32) for o in zip(*outputs)]
 
     def _heads(self, rois, feature_maps, image_shape, training):
+        """Classifier head on rois [B, N, 4]: logits [B, N, C], probs
+        [B, N, C], deltas [B, N, C, 4], float32."""
         pooled = pyramid_roi_align(rois, feature_maps, image_shape, self.pool_size)
-        logits, probs, deltas = self.classifier(pooled, training=training)
-        return logits, probs, deltas
+        outputs = self.classifier(pooled, training=training)
+        return tuple(tf.cast(o, tf.float32) for o in outputs)
 
     def _masks(self, rois, feature_maps, image_shape, training):
+        """Mask head on rois [B, N, 4]: [B, N, h, w, C] float32."""
         pooled = pyramid_roi_align(rois, feature_maps, image_shape, self.mask_pool_size)
-        return self.mask_head(pooled, training=training)
+        return tf.cast(self.mask_head(pooled, training=training), tf.float32)
 
     def call(self, inputs, training=None):
         image = inputs["image"]
@@ -331,14 +352,24 @@ class MaskRCNNModel(keras.Model):
         return list(self.trackers.values())
 
     def train_step(self, data):
+        """One step on this replica's part of the batch.
+
+        The gradient is taken of the loss divided by the number of replicas
+        (the optimizer sums the replicas' gradients: their mean results)
+        and multiplied by the optimizer's loss scale (mixed precision; the
+        LossScaleOptimizer divides it out again and skips steps whose
+        gradients are not finite). The metrics get the true loss.
+        """
         if self.mode != "training":
             raise ValueError("train_step needs a model built in 'training' mode")
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as tape:
             outputs = self(data, training=True)
             parts = self.compute_losses(data, outputs)
             total = self._total_loss(parts)
+            scaled = self.optimizer.scale_loss(total / replicas)
         variables = self.trainable_variables
-        grads = tape.gradient(total, variables)
+        grads = tape.gradient(scaled, variables)
         self.optimizer.apply_gradients(
             [(g, v) for g, v in zip(grads, variables) if g is not None]
         )
@@ -401,7 +432,7 @@ def _dummy_inputs(config, mode, size=64):
         inputs.update(
             gt_class_ids=tf.zeros([1, m], tf.int32),
             gt_boxes=tf.zeros([1, m, 4]),
-            gt_masks=tf.zeros([1, m, *mask_hw], tf.bool),
+            gt_masks=tf.zeros([1, m, *mask_hw], tf.uint8),
         )
     return inputs
 
@@ -426,6 +457,9 @@ class MaskRCNN:
         self.model_dir = model_dir
         self.epoch = 0
         self.log_dir = None
+        # The tf.distribute strategy whose scope this is created in (the
+        # default one outside any scope): `train` compiles and fits under it.
+        self.strategy = tf.distribute.get_strategy()
         self.keras_model = build_model(config, mode)
         self.keras_model(_dummy_inputs(config, mode), training=False)
         self._infer = None
@@ -502,11 +536,20 @@ class MaskRCNN:
             define `cache_version`.
         freeze: ("rpn", "fpn") keeps those layers fixed and drops the RPN
         losses (to continue from a checkpoint with a frozen proposal stage).
+        Under a tf.distribute strategy (this object created in its scope),
+        each batch of BATCH_SIZE images is split over the replicas, so
+        BATCH_SIZE must be a multiple of their number.
         Returns the Keras History.
         """
         if self.mode != "training":
             raise ValueError("train() needs a model created with mode='training'")
         config = self.config
+        replicas = self.strategy.num_replicas_in_sync
+        if config.BATCH_SIZE % replicas:
+            raise ValueError(
+                f"BATCH_SIZE = {config.BATCH_SIZE} (GPU_COUNT * IMAGES_PER_GPU) does not split "
+                f"over the {replicas} replicas of the distribution strategy"
+            )
         if self.log_dir is None:
             self.set_log_dir()
         train_ds = pipeline.build_dataset(train_dataset, config, augmentation=augmentation,
@@ -521,29 +564,46 @@ class MaskRCNN:
         model.loss_weights.update(config.LOSS_WEIGHTS)
         if "rpn" in freeze:
             model.loss_weights.update(rpn_class_loss=0.0, rpn_bbox_loss=0.0)
-        model.compile(
-            optimizer=training.make_optimizer(
-                config.OPTIMIZER, learning_rate, config.LEARNING_MOMENTUM,
-                config.GRADIENT_CLIP_NORM,
-            ),
-            jit_compile=False,
-        )
-        os.makedirs(self.log_dir, exist_ok=True)
-        callbacks = [training.EpochCheckpoint(self.log_dir, config.NAME or "mrcnn")]
-        callbacks += list(custom_callbacks or [])
-        history = model.fit(
-            train_ds,
-            initial_epoch=self.epoch,
-            epochs=epochs,
-            steps_per_epoch=config.STEPS_PER_EPOCH,
-            validation_data=val_ds,
-            validation_steps=config.VALIDATION_STEPS,
-            callbacks=callbacks,
-            shuffle=False,  # the tf.data pipeline shuffles
-            verbose=1,
-        )
+        callbacks = self._run_callbacks() + list(custom_callbacks or [])
+        # The optimizer's variables must belong to the model's strategy.
+        # Under the mixed_float16 policy, compile wraps the optimizer in a
+        # LossScaleOptimizer.
+        with self.strategy.scope():
+            model.compile(
+                optimizer=training.make_optimizer(
+                    config.OPTIMIZER, learning_rate, config.LEARNING_MOMENTUM,
+                    config.GRADIENT_CLIP_NORM,
+                ),
+                jit_compile=False,
+            )
+            history = model.fit(
+                train_ds,
+                initial_epoch=self.epoch,
+                epochs=epochs,
+                steps_per_epoch=config.STEPS_PER_EPOCH,
+                validation_data=val_ds,
+                validation_steps=config.VALIDATION_STEPS,
+                callbacks=callbacks,
+                shuffle=False,  # the tf.data pipeline shuffles
+                verbose=1,
+            )
         self.epoch = max(self.epoch, epochs)
         return history
+
+    def _run_callbacks(self):
+        """The run folder's callbacks (mrcnn/callbacks.py), in the order that
+        keeps a NaN epoch from being saved. Also writes config.json."""
+        name = self.config.NAME or "mrcnn"
+        os.makedirs(self.log_dir, exist_ok=True)
+        files.write_text(os.path.join(self.log_dir, "config.json"),
+                         json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n")
+        return [
+            run_callbacks.StopOnNonFinite(),
+            run_callbacks.HistoryCSV(os.path.join(self.log_dir, "history.csv"), self.epoch),
+            keras.callbacks.TensorBoard(os.path.join(self.log_dir, "tensorboard"),
+                                        write_graph=False, profile_batch=0),
+            run_callbacks.EpochCheckpoint(self.log_dir, name),
+        ]
 
     # ------------------------------------------------------------- inference
     def mold_inputs(self, images):

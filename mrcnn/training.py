@@ -1,4 +1,5 @@
-"""Training helpers: layer selection, optimizer, weight decay, run folders.
+"""Training helpers: layer selection, optimizer, weight decay, run folders,
+devices (`make_strategy`) and mixed precision (`set_mixed_precision`).
 
 Matterport's conventions: a run folder `{model_dir}/{name}{YYYYmmddTHHMM}`
 holding `mask_rcnn_{name}_{epoch:04d}.h5`, one per epoch, numbered from 1;
@@ -55,13 +56,56 @@ def set_trainable(model, layers, freeze=()):
 
 
 def make_optimizer(name, learning_rate, momentum=0.9, clip_norm=5.0):
-    """SGD with momentum (Matterport) or Adam, each gradient clipped to clip_norm."""
+    """SGD with momentum (Matterport) or Adam with beta_1 = momentum, each
+    gradient clipped to clip_norm."""
     clip = clip_norm or None
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, clipnorm=clip)
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate=learning_rate, clipnorm=clip)
+        return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=momentum, clipnorm=clip)
     raise ValueError(f"unknown optimizer {name!r}; expected 'sgd' or 'adam'")
+
+
+def make_strategy(gpus):
+    """A tf.distribute strategy that trains on `gpus` devices, or None.
+
+    gpus <= 1: None (TensorFlow's default strategy, one device). Otherwise
+    a MirroredStrategy over the first `gpus` GPUs; without that many GPUs,
+    over the first `gpus` logical CPU devices, if that many were configured
+    (`tf.config.set_logical_device_configuration`, before TensorFlow starts:
+    for tests). Raises ValueError when neither has `gpus` devices.
+    Create the model in the strategy's scope:
+
+        strategy = make_strategy(config.GPU_COUNT)
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = MaskRCNN("training", config, model_dir)
+        model.train(...)  # compiles and fits under the same strategy
+
+    Batches of config.BATCH_SIZE images are split over the devices.
+    """
+    if gpus <= 1:
+        return None
+    for kind in ("GPU", "CPU"):
+        devices = tf.config.list_logical_devices(kind)
+        if len(devices) >= gpus:
+            return tf.distribute.MirroredStrategy([d.name for d in devices[:gpus]])
+    raise ValueError(
+        f"{gpus} devices requested but TensorFlow found "
+        f"{len(tf.config.list_logical_devices('GPU'))} GPU(s) and "
+        f"{len(tf.config.list_logical_devices('CPU'))} logical CPU device(s)"
+    )
+
+
+def set_mixed_precision(enabled):
+    """Set Keras' global dtype policy: "mixed_float16" or "float32".
+
+    Call it before the model is built: layers take the policy in force when
+    they are created. Under "mixed_float16" the layers compute in float16
+    with float32 weights, `compile` wraps the optimizer in a
+    LossScaleOptimizer, and the model casts what leaves its layers to
+    float32 (see mrcnn/model.py).
+    """
+    keras.mixed_precision.set_global_policy("mixed_float16" if enabled else "float32")
 
 
 def weight_decay_loss(variables, weight_decay):
@@ -98,9 +142,9 @@ def parse_checkpoint_path(path):
 
 def find_last(model_dir, name):
     """Latest checkpoint of the latest run of `name` under model_dir."""
-    prefix = name.lower()
+    run_re = re.compile(re.escape(name.lower()) + r"\d{8}T\d{4}")
     runs = sorted(
-        d for d in os.listdir(model_dir) if d.startswith(prefix) and
+        d for d in os.listdir(model_dir) if run_re.fullmatch(d) and
         os.path.isdir(os.path.join(model_dir, d))
     ) if os.path.isdir(model_dir) else []
     for run in reversed(runs):
@@ -115,17 +159,3 @@ def find_last(model_dir, name):
         "train first, or pass a weights file"
     )
 
-
-class EpochCheckpoint(keras.callbacks.Callback):
-    """Save the weights after every epoch, atomically, Matterport-named."""
-
-    def __init__(self, log_dir, name):
-        super().__init__()
-        self.log_dir = log_dir
-        self.name = name
-        self.last_path = None
-
-    def on_epoch_end(self, epoch, logs=None):
-        os.makedirs(self.log_dir, exist_ok=True)
-        self.last_path = checkpoint_path(self.log_dir, self.name, epoch + 1)
-        weights.save_weights(self.model, self.last_path)

@@ -32,7 +32,7 @@ def test_batches_have_the_documented_keys_shapes_and_dtypes():
         "image_meta": ([2, config.IMAGE_META_SIZE], tf.float32),
         "gt_class_ids": ([2, 6], tf.int32),
         "gt_boxes": ([2, 6, 4], tf.float32),
-        "gt_masks": ([2, 6, 56, 56], tf.bool),
+        "gt_masks": ([2, 6, 56, 56], tf.uint8),
     }
     assert {k: (v.shape.as_list(), v.dtype) for k, v in batch.items()} == expected
 
