@@ -22,14 +22,19 @@ import math
 import os
 import time
 
+import numpy as np
+from PIL import Image
+
 from cityscapes import synthetic
 from cityscapes.config import CityscapesConfig, DemoConfig
 from cityscapes.dataset import ENV_VAR, CityscapesDataset
 from cityscapes.labels import INSTANCE_CLASSES
 from cityscapes.rasterize import CityscapesDataError
-from mrcnn import callbacks, evaluation, files, schedule, training, weight_files, weights
+from mrcnn import (callbacks, evaluation, files, schedule, training, visualize,
+                   weight_files, weights)
 from mrcnn.augmentation import FlipCrop
 from mrcnn.config import BACKBONES, OPTIMIZERS
+from mrcnn.masks import boxes_from_masks
 from mrcnn.training import LAYER_REGEX
 
 # Defaults of every option (train.py's flags), and what --dataset demo changes.
@@ -45,8 +50,8 @@ DEFAULTS = {
 }
 DEMO = {
     "weights": "none", "backbone": "resnet50", "optimizer": "adam", "lr": 1e-3,
-    "epochs": 6, "steps_per_epoch": 60, "layers": "all", "image_min_dim": 256,
-    "image_max_dim": 512, "schedule": "all:5,all:6x0.1", "seed": 0, "evaluate": True,
+    "epochs": 5, "steps_per_epoch": 60, "layers": "all", "image_min_dim": 128,
+    "image_max_dim": 256, "schedule": "all:4,all:5x0.1", "seed": 0, "evaluate": True,
 }
 WEIGHT_KINDS = ("coco", "imagenet", "last", "none")
 AUGMENTATIONS = {"none": (0.0, 0.0), "flip": (0.5, 0.0), "flip,crop": (0.5, 0.5),
@@ -323,7 +328,7 @@ def write_run_options(model, plan):
 def run(plan, log=print):
     """Train a plan's stages; evaluate if asked. -> summary dict (also
     summary.json in the run folder). NonFiniteLossError propagates."""
-    o, config = plan["options"], plan["config"]
+    o = plan["options"]
     model = build_model(plan)
     write_run_options(model, plan)
     history_path = os.path.join(model.log_dir, "history.csv")
@@ -375,10 +380,31 @@ def evaluate(plan, checkpoint, limit=None):
         {**plan["config"].to_dict(), "IMAGES_PER_GPU": 1, "GPU_COUNT": 1})
     model = MaskRCNN("inference", config, os.path.dirname(checkpoint))
     model.load_weights(checkpoint, by_name=True)
-    ids = plan["val"].image_ids[:limit] if limit else plan["val"].image_ids
-    result = evaluation.evaluate_model(model, plan["val"], ids)
+    val = plan["val"]
+    ids = val.image_ids[:limit] if limit else val.image_ids
+    result = evaluation.evaluate_model(model, val, ids)
+    picture = os.path.join(os.path.dirname(checkpoint), "val_examples.png")
+    save_examples(model, val, list(result["per_image"])[:3], picture)
     return {"checkpoint": checkpoint, "mask_ap50": float(result["ap"][0]),
-            "images": len(result["per_image"]), "without_instances": len(result["skipped"])}
+            "images": len(result["per_image"]), "without_instances": len(result["skipped"]),
+            "examples": picture}
+
+
+def save_examples(model, dataset, image_ids, path):
+    """Ground truth (left) next to detections (right), one row per image."""
+    rows = []
+    for image_id in image_ids:
+        image = dataset.load_image(image_id)
+        masks, class_ids = dataset.load_mask(image_id)
+        boxes = boxes_from_masks(masks).numpy()
+        r = model.detect([image])[0]
+        rows.append(visualize.side_by_side(
+            visualize.draw_instances(image, boxes, masks, class_ids, dataset.class_names),
+            visualize.draw_instances(image, r["rois"], r["masks"], r["class_ids"],
+                                     dataset.class_names, r["scores"])))
+    if rows:
+        with files.atomic_path(path) as tmp:
+            Image.fromarray(np.concatenate(rows)).save(tmp, format="PNG")
 
 
 def summary_line(summary):

@@ -182,10 +182,11 @@ def test_interrupted_write_leaves_no_file(tmp_path):
 def test_ensure_demo_generates_once(tmp_path, monkeypatch):
     root = tmp_path / "demo"
     monkeypatch.setenv(synthetic.DEMO_ENV_VAR, str(root))
+    monkeypatch.setattr(synthetic, "DEMO_IMAGES", {"train": 3, "val": 2, "test": 1})
     assert synthetic.ensure_demo() == str(root)
     files = all_files(root)
     assert synthetic.MARKER in files
-    assert len(files) == 1 + 4 * sum(synthetic.DEFAULT_IMAGES.values())
+    assert len(files) == 1 + 4 * sum(synthetic.DEMO_IMAGES.values())
     check_contents(root, synthetic.DEFAULT_HEIGHT, synthetic.DEFAULT_WIDTH)
     stamps = {p: os.stat(os.path.join(root, p)).st_mtime_ns for p in files}
 
