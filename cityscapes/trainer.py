@@ -49,7 +49,7 @@ DEFAULTS = {
                                                     "minimasks"),
 }
 DEMO = {
-    "weights": "none", "backbone": "resnet50", "optimizer": "adam", "lr": 1e-3,
+    "weights": "none", "backbone": "resnet50", "optimizer": "adam", "lr": 5e-4,
     "epochs": 5, "steps_per_epoch": 60, "layers": "all", "image_min_dim": 128,
     "image_max_dim": 256, "schedule": "all:4,all:5x0.1", "seed": 0, "evaluate": True,
 }

@@ -42,6 +42,10 @@ def pyramid_roi_align(boxes, feature_maps, image_shape, pool_size):
     batch = tf.shape(boxes)[0]
     n = tf.shape(boxes)[1]
     flat = tf.reshape(boxes, [-1, 4])
+    # Diverged training can give NaN / Inf boxes, which crop_and_resize
+    # rejects and roi_levels cannot place: they pool from an empty box
+    # instead, so the output keeps its N rows (the losses see the NaNs).
+    flat = tf.where(tf.math.is_finite(flat), flat, 0.0)
     image_idx = tf.repeat(tf.range(batch), n)
     levels = roi_levels(flat, image_shape)
 

@@ -122,3 +122,13 @@ def test_pyramid_roi_align_gradients_reach_features_not_boxes():
     # levels 2 and 4 are used, 3 and 5 not
     used = [g is not None and np.any(tf.convert_to_tensor(g).numpy()) for g in grads[:4]]
     assert used == [True, False, True, False]
+
+
+def test_non_finite_boxes_keep_their_rows():
+    # Diverged training can give NaN / Inf boxes: they must not vanish from
+    # the output (the heads reshape to [B, N, ...]) nor stop crop_and_resize.
+    boxes = tf.constant([[[0.1, 0.1, 0.5, 0.5], [np.nan, 0.0, 1.0, 1.0],
+                          [0.0, 0.0, np.inf, 1.0]]])
+    maps = [tf.ones([1, 64 // 2 ** i, 64 // 2 ** i, 2]) for i in range(4)]
+    out = roi_align.pyramid_roi_align(boxes, maps, (256, 256), 3).numpy()
+    assert out.shape == (1, 3, 3, 3, 2) and np.isfinite(out).all()
