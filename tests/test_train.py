@@ -75,7 +75,7 @@ def test_sigkill_mid_epoch_then_resume_then_nan_stop(tmp_path, dataset):
         (run,) = _wait_for_run(logs, proc)
         first = run / "mask_rcnn_cityscapes_0001.h5"
         wait_for(first, proc, 240)
-        time.sleep(3)  # into epoch 2 (3 steps of about 1 s)
+        time.sleep(1.5)  # into epoch 2 (3 steps of about 1 s)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(30)
     finally:
