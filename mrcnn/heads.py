@@ -93,24 +93,6 @@ def _fold_rois(inputs):
     return ops.pad(x, [[0, pad], [0, 0], [0, 0], [0, 0]]), count
 
 
-def _whole_input_conv(conv, x):
-    """A "valid" Conv2D whose kernel covers its whole input, as one matrix
-    product: [R, S, S, D] -> [R, 1, 1, F], the same values as `conv(x)`.
-
-    Matterport's classifier convolutions (SxS on SxS, then 1x1 on 1x1) are
-    dense layers in disguise. Inside tf.function on the CPU, TensorFlow's
-    (oneDNN) convolution sometimes returned one row too few for them (a
-    demo run failed with 31 rows out of 32); the product has no such case.
-    The layer keeps its kernel and bias, so weight files load as before.
-    """
-    s, _, d = x.shape[1:]
-    dtype = conv.compute_dtype
-    kernel = ops.reshape(ops.cast(conv.kernel, dtype), (s * s * d, -1))
-    y = ops.matmul(ops.reshape(ops.cast(x, dtype), (-1, s * s * d)), kernel)
-    y = y + ops.cast(conv.bias, dtype)
-    return ops.reshape(y, (-1, 1, 1, kernel.shape[-1]))
-
-
 def _unfold_rois(x, count, batch, num_rois):
     """`[max(B * N, 1), ...]` -> `[B, N, ...]` (trailing dims static)."""
     return ops.reshape(x[:count], (batch, num_rois) + tuple(x.shape[1:]))
@@ -188,9 +170,9 @@ class FpnClassifierHead(keras.layers.Layer):
         bn_training = training if self.train_bn else False
         batch, num_rois = ops.shape(inputs)[0], ops.shape(inputs)[1]
         x, count = _fold_rois(inputs)
-        x = _whole_input_conv(self.class_conv1, x)
+        x = self.class_conv1(x)
         x = ops.relu(self.class_bn1(x, training=bn_training))
-        x = _whole_input_conv(self.class_conv2, x)
+        x = self.class_conv2(x)
         x = ops.relu(self.class_bn2(x, training=bn_training))
         # [B * N, 1, 1, F] -> [B * N, F]
         shared = ops.reshape(x, (-1, self.fc_layers_size))

@@ -258,15 +258,3 @@ def test_heads_train_bn(make_head, shape):
     bns = _bn_layers(trainable)
     assert any(
         not np.allclose(to_np(bn.moving_mean), 0.0) for bn in bns)
-
-
-def test_classifier_convolutions_as_matrix_products_equal_the_convolutions():
-    from mrcnn import heads
-
-    keras.utils.set_random_seed(0)
-    x = np.random.default_rng(0).standard_normal((6, 7, 7, 16)).astype(np.float32)
-    head = heads.FpnClassifierHead(4, 7, 32)
-    head(x[None])
-    for conv, inputs in ((head.class_conv1, x), (head.class_conv2, np.ones((6, 1, 1, 32)))):
-        np.testing.assert_allclose(heads._whole_input_conv(conv, inputs), conv(inputs),
-                                   rtol=1e-5, atol=1e-5)
