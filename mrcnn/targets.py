@@ -150,17 +150,17 @@ def detection_targets(
 
     num_pos = tf.shape(pos_idx)[0]
     num_neg = tf.shape(neg_idx)[0]
-    pad = rois_per_image - num_pos - num_neg
     rois = tf.concat([pos_rois, tf.gather(proposals, neg_idx)], axis=0)
 
-    def pad_rows(x, extra):
-        paddings = tf.concat([[[0, extra]], tf.zeros([tf.rank(x) - 1, 2], tf.int32)], axis=0)
-        return tf.pad(x, paddings)
+    def fill(x):
+        """x's rows, then zero rows: exactly rois_per_image rows."""
+        zeros = tf.zeros(tf.concat([[rois_per_image], tf.shape(x)[1:]], axis=0), x.dtype)
+        return tf.concat([x, zeros], axis=0)[:rois_per_image]
 
     return (
-        tf.ensure_shape(pad_rows(rois, pad), [rois_per_image, 4]),
-        tf.ensure_shape(pad_rows(tf.gather(class_ids, gt_idx), num_neg + pad), [rois_per_image]),
-        tf.ensure_shape(pad_rows(pos_deltas, num_neg + pad), [rois_per_image, 4]),
-        tf.ensure_shape(pad_rows(pos_masks, num_neg + pad), [rois_per_image, *mask_shape]),
+        tf.ensure_shape(fill(rois), [rois_per_image, 4]),
+        tf.ensure_shape(fill(tf.gather(class_ids, gt_idx)), [rois_per_image]),
+        tf.ensure_shape(fill(pos_deltas), [rois_per_image, 4]),
+        tf.ensure_shape(fill(pos_masks), [rois_per_image, *mask_shape]),
         tf.ensure_shape(tf.range(rois_per_image) < num_pos + num_neg, [rois_per_image]),
     )
