@@ -38,7 +38,9 @@ def test_a_mirrored_step_is_the_single_device_step(mirrored):
     assert mirrored["replicas"] == 2
     single, multi = mirrored["single"], mirrored["mirrored"]
     assert single["update_norm"] > 0.01
-    assert mirrored["update_diff_norm"] < 1e-4 * single["update_norm"]
+    # float32 sums in another order (the all-reduce): runs differ by up to
+    # ~2e-4 relative; a missing division would differ by 100 %.
+    assert mirrored["update_diff_norm"] < 1e-3 * single["update_norm"]
     # The metrics report the loss itself, not the divided one.
     assert multi["loss"] == pytest.approx(single["loss"], rel=1e-5)
 
