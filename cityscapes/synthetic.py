@@ -68,6 +68,7 @@ from cityscapesscripts.preparation.json2labelImg import createLabelImage
 from PIL import Image, ImageDraw
 
 from cityscapes.labels import INSTANCE_CLASSES
+from mrcnn import files
 
 SPLITS = ("train", "val", "test")
 DEFAULT_IMAGES = {"train": 12, "val": 4, "test": 4}
@@ -1132,16 +1133,8 @@ def image_stem(split, index, cities=DEFAULT_CITIES):
 # -------------------------------------------------------------------- files
 def _write_atomic(path, write):
     """write(file) to a temporary file next to `path`, then rename it to `path`."""
-    folder, name = os.path.split(path)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with files.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        write(f)
 
 
 def _save_png(path, image, compress_level=6):

@@ -24,11 +24,11 @@ an unreadable one is recomputed, so an interrupted run leaves no bad entry.
 import logging
 import os
 import re
-import tempfile
 import threading
 
 import numpy as np
 
+from mrcnn import files
 from mrcnn import masks as mask_ops
 
 logger = logging.getLogger(__name__)
@@ -145,16 +145,8 @@ class MiniMaskCache:
         return record
 
     def _write(self, path, record, key):
-        """Save atomically: a temporary file in the same folder, then rename."""
-        folder = os.path.dirname(path)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, key=np.array(key), count=len(record["class_ids"]),
-                         class_ids=record["class_ids"], boxes=record["boxes"],
-                         mini=np.packbits(record["mini"]), shape=record["shape"])
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        """Save atomically (files.atomic_path)."""
+        with files.atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, key=np.array(key), count=len(record["class_ids"]),
+                     class_ids=record["class_ids"], boxes=record["boxes"],
+                     mini=np.packbits(record["mini"]), shape=record["shape"])

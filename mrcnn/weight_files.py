@@ -10,8 +10,8 @@ otherwise the error says where to get it and where to put it.
 import os
 import shutil
 import urllib.request
-import uuid
 
+from mrcnn import files
 from mrcnn.config import BACKBONES
 
 COCO_WEIGHTS_URL = (
@@ -56,25 +56,16 @@ def _weights_source(kind, backbone):
 
 def _download(url, dest, timeout):
     """Download ``url`` to ``dest`` atomically; check it is an HDF5 file."""
-    folder, base = os.path.split(dest)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{base}.{uuid.uuid4().hex}.part")
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "xb") as out:
+    with files.atomic_path(dest) as tmp:
+        with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as out:
             shutil.copyfileobj(response, out)
             expected = response.headers.get("Content-Length")
             size = out.tell()
-            out.flush()
-            os.fsync(out.fileno())
         if expected is not None and int(expected) != size:
             raise OSError(f"incomplete download: got {size} of {expected} bytes")
         with open(tmp, "rb") as fh:
             if fh.read(len(_HDF5_SIGNATURE)) != _HDF5_SIGNATURE:
                 raise OSError("the downloaded data is not an HDF5 file")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def get_weights_file(kind, backbone="resnet101", cache_dir=None, download=True, timeout=60):

@@ -42,12 +42,12 @@ Where the files come from (cache, download): mrcnn/weight_files.py.
 
 import dataclasses
 import os
-import uuid
 
 import h5py
 import keras
 import numpy as np
 
+from mrcnn import files
 from mrcnn.backbone import RESNET_BLOCKS
 
 
@@ -252,9 +252,8 @@ def read_legacy_h5(path):
 def write_legacy_h5(path, groups):
     """Write weights in the legacy Keras-2 HDF5 layout, atomically.
 
-    The file is written to a temporary file in the same folder, synced, then
-    moved onto ``path`` with ``os.replace``: an interrupted write leaves any
-    previous file at ``path`` untouched and no temporary file behind.
+    Through ``files.atomic_path``: an interrupted write leaves any previous
+    file at ``path`` untouched and no temporary file behind.
 
     Args:
         path: str or os.PathLike, destination file.
@@ -270,25 +269,15 @@ def write_legacy_h5(path, groups):
     for layer, weights in groups:
         _check_unique([n for n, _ in weights], f"weight names in layer {layer!r}", path)
 
-    folder, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{base}.{uuid.uuid4().hex}.tmp")
-    try:
-        with h5py.File(tmp, "w-") as f:
-            _write_name_attr(f.attrs, "layer_names", [layer for layer, _ in groups])
-            f.attrs["backend"] = b"tensorflow"
-            f.attrs["keras_version"] = keras.__version__.encode("utf8")
-            for layer, weights in groups:
-                group = f.create_group(layer)
-                _write_name_attr(group.attrs, "weight_names", [n for n, _ in weights])
-                for name, value in weights:
-                    group.create_dataset(name, data=np.asarray(value))
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with files.atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        _write_name_attr(f.attrs, "layer_names", [layer for layer, _ in groups])
+        f.attrs["backend"] = b"tensorflow"
+        f.attrs["keras_version"] = keras.__version__.encode("utf8")
+        for layer, weights in groups:
+            group = f.create_group(layer)
+            _write_name_attr(group.attrs, "weight_names", [n for n, _ in weights])
+            for name, value in weights:
+                group.create_dataset(name, data=np.asarray(value))
 
 
 def _check_unique(names, what, path):
