@@ -19,7 +19,11 @@ MIN_LEVEL, MAX_LEVEL = 2, 5
 
 
 def roi_levels(boxes, image_shape):
-    """Pyramid level (2..5) of each box.
+    """Pyramid level (2..5) of each box, whatever the box.
+
+    A box with a negative area (y2 < y1 but x2 > x1) or NaN corners goes to
+    level 2: its NaN level would otherwise become INT_MIN, match no level,
+    and drop the box from the pooled features.
 
     boxes: [..., 4] normalised, image_shape: (H, W, ...) pixels -> int32 [...]
     """
@@ -27,9 +31,10 @@ def roi_levels(boxes, image_shape):
     h = boxes[..., 2] - boxes[..., 0]
     w = boxes[..., 3] - boxes[..., 1]
     hw = tf.cast(tf.convert_to_tensor(image_shape)[:2], tf.float32)
-    side = tf.sqrt(h * w * hw[0] * hw[1])
+    side = tf.sqrt(tf.maximum(h * w, 0.0) * hw[0] * hw[1])
     level = 4.0 + tf.round(tf.math.log(tf.maximum(side, 1e-6) / 224.0) / tf.math.log(2.0))
-    return tf.cast(tf.clip_by_value(level, MIN_LEVEL, MAX_LEVEL), tf.int32)
+    level = tf.clip_by_value(level, MIN_LEVEL, MAX_LEVEL)
+    return tf.cast(tf.where(tf.math.is_nan(level), float(MIN_LEVEL), level), tf.int32)
 
 
 def pyramid_roi_align(boxes, feature_maps, image_shape, pool_size):

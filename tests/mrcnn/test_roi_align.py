@@ -132,3 +132,24 @@ def test_non_finite_boxes_keep_their_rows():
     maps = [tf.ones([1, 64 // 2 ** i, 64 // 2 ** i, 2]) for i in range(4)]
     out = roi_align.pyramid_roi_align(boxes, maps, (256, 256), 3).numpy()
     assert out.shape == (1, 3, 3, 3, 2) and np.isfinite(out).all()
+
+
+def test_boxes_of_negative_area_or_nan_get_a_level():
+    # y2 < y1 with x2 > x1: sqrt of a negative area is NaN, whose int cast is
+    # INT_MIN; such a box matched no level and vanished from the pooling.
+    boxes = np.array([[0.5, 0.5, 0.4, 0.6], [np.nan] * 4, [0.6, 0.6, 0.1, 0.1]], np.float32)
+    assert roi_align.roi_levels(boxes, IMAGE).numpy().tolist() == [2, 2, 5]
+
+
+def test_inverted_boxes_keep_their_rows_in_a_graph():
+    # In a tf.function grappler merges the final reshape with the next one,
+    # so a lost row surfaced only later, as a reshape error in the classifier.
+    boxes = tf.constant([[[0.1, 0.1, 0.5, 0.5], [0.5, 0.2, 0.4, 0.6]]])
+    maps = [tf.ones([1, 64 // 2 ** i, 64 // 2 ** i, 2]) for i in range(4)]
+
+    @tf.function
+    def pool_and_fold(boxes):
+        out = roi_align.pyramid_roi_align(boxes, maps, (256, 256), 3)
+        return tf.reshape(out, [-1, 3, 3, 2])
+
+    assert pool_and_fold(boxes).shape == (2, 3, 3, 2)
