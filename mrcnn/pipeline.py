@@ -160,6 +160,10 @@ def record_targets(image, class_ids, boxes, mini, frame, config, augmentation=No
     if augmentation is not None:
         image, boxes, mini, keep_aug = augmentation.apply_to_instances(image, boxes, mini)
         keep = keep & keep_aug
+    # Instances shrunk below one pixel (a 5-pixel pole in a frame resized
+    # 1/8) have no mask left at this size, as on the mask path, and their
+    # box would come out inverted from box_ops.normalize: they are dropped.
+    keep = keep & tf.reduce_all(boxes[:, 2:] - boxes[:, :2] >= 1.0, axis=1)
     boxes = tf.boolean_mask(boxes, keep)
     class_ids = tf.boolean_mask(class_ids, keep)
     mini = tf.boolean_mask(mini, keep)

@@ -146,3 +146,19 @@ def test_without_mini_masks_the_mask_path_gives_full_masks():
     assert not pipeline.uses_instance_path(config)
     batch = next(iter(pipeline.build_dataset(shapes(), config, shuffle=False)))
     assert batch["gt_masks"].shape == (2, 6, 128, 128)
+
+
+def test_instances_smaller_than_a_pixel_after_resizing_are_dropped():
+    # A 512 x 512 frame shown at 64 x 64: the 4-pixel-high instance would be
+    # half a pixel high, which box_ops.normalize turns into an inverted box.
+    config = SmallConfig()
+    image = tf.zeros([64, 64, 3], tf.uint8)
+    boxes = tf.constant([[16, 16, 200, 200], [300, 300, 304, 400], [100, 300, 108, 308]])
+    mini = tf.ones([3, *config.MINI_MASK_SHAPE], tf.bool)
+    out = pipeline.record_targets(image, tf.constant([1, 2, 3]), boxes, mini,
+                                  tf.constant([0.0, 0.0, 512.0, 512.0]), config)
+    assert out["gt_class_ids"].numpy().tolist() == [1, 3, 0, 0, 0, 0]
+    gt = out["gt_boxes"].numpy()[:2]
+    assert (gt[:, 2:] >= gt[:, :2]).all()
+    np.testing.assert_allclose(box_ops.denormalize(gt, (64, 64), rounded=False),
+                               [[2, 2, 25, 25], [12.5, 37.5, 13.5, 38.5]], atol=1e-5)
