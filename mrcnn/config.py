@@ -47,6 +47,9 @@ class Config:
     BACKBONE_STRIDES = [4, 8, 16, 32, 64]
     FPN_CLASSIF_FC_LAYERS_SIZE = 1024
     TOP_DOWN_PYRAMID_SIZE = 256
+    # Width of the mask head's convolutions (256 in Matterport's weights;
+    # detectron2's ROI_MASK_HEAD.CONV_DIM).
+    MASK_CONV_DIM = 256
 
     # Background included.
     NUM_CLASSES = 1

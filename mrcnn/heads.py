@@ -210,12 +210,13 @@ class FpnClassifierHead(keras.layers.Layer):
 class FpnMaskHead(keras.layers.Layer):
     """Mask head on pooled ROI features.
 
-    Four (conv 3x3 (256) - BatchNorm - relu), a 2x2 stride-2 transposed
-    convolution (256, relu) and a 1x1 convolution to C sigmoid masks.
+    Four (conv 3x3 (K) - BatchNorm - relu), a 2x2 stride-2 transposed
+    convolution (K, relu) and a 1x1 convolution to C sigmoid masks.
 
     Args:
         num_classes: int, C, background included.
         train_bn: bool. False freezes the batch-norm statistics.
+        conv_filters: int, K, 256 in Matterport's weights (MASK_CONV_DIM).
         **kwargs: base layer arguments (`name`, `dtype`, ...).
 
     Call arguments:
@@ -228,13 +229,11 @@ class FpnMaskHead(keras.layers.Layer):
         Float tensor `[B, N, 2M, 2M, C]`, per-class mask probabilities.
     """
 
-    CONV_FILTERS = 256
-
-    def __init__(self, num_classes, train_bn=False, **kwargs):
+    def __init__(self, num_classes, train_bn=False, conv_filters=256, **kwargs):
         super().__init__(**kwargs)
         self.num_classes = int(num_classes)
         self.train_bn = bool(train_bn)
-        f = self.CONV_FILTERS
+        self.conv_filters = f = int(conv_filters)
 
         # Attributes, not a list, so each is tracked under its own name.
         self.mask_conv1 = keras.layers.Conv2D(
@@ -266,7 +265,7 @@ class FpnMaskHead(keras.layers.Layer):
 
     def build(self, input_shape):
         m, d = input_shape[2], input_shape[-1]
-        f = self.CONV_FILTERS
+        f = self.conv_filters
         depth = d
         for conv, bn in self._conv_bn_pairs():
             conv.build((None, m, m, depth))
@@ -296,6 +295,7 @@ class FpnMaskHead(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(
-            {"num_classes": self.num_classes, "train_bn": self.train_bn}
+            {"num_classes": self.num_classes, "train_bn": self.train_bn,
+             "conv_filters": self.conv_filters}
         )
         return config

@@ -89,7 +89,8 @@ class MaskRCNNModel(keras.Model):
             losses (training).
         rois_per_image, positive_fraction, proposals_include_gt,
             mini_masks, mask_shape: head targets (training).
-        pool_size, mask_pool_size, fc_layers_size, pyramid_size: head sizes.
+        pool_size, mask_pool_size, fc_layers_size, pyramid_size,
+            mask_conv_dim: head sizes.
         max_detections, min_confidence, detection_nms_threshold: inference.
         loss_weights: dict of the five loss weights; weight_decay: L2 factor.
 
@@ -137,6 +138,7 @@ class MaskRCNNModel(keras.Model):
         mask_pool_size=14,
         fc_layers_size=1024,
         pyramid_size=256,
+        mask_conv_dim=256,
         max_detections=100,
         min_confidence=0.7,
         detection_nms_threshold=0.3,
@@ -180,7 +182,8 @@ class MaskRCNNModel(keras.Model):
         self.classifier = FpnClassifierHead(
             num_classes, pool_size, fc_layers_size, train_bn, name="mrcnn_classifier"
         )
-        self.mask_head = FpnMaskHead(num_classes, train_bn, name="mrcnn_mask_head")
+        self.mask_head = FpnMaskHead(num_classes, train_bn, mask_conv_dim,
+                                     name="mrcnn_mask_head")
         self.trackers = {n: keras.metrics.Mean(name=n) for n in ("loss",) + LOSS_NAMES}
 
     def get_config(self):
@@ -409,6 +412,7 @@ def build_model(config, mode):
         mask_pool_size=config.MASK_POOL_SIZE,
         fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
         pyramid_size=config.TOP_DOWN_PYRAMID_SIZE,
+        mask_conv_dim=config.MASK_CONV_DIM,
         max_detections=config.DETECTION_MAX_INSTANCES,
         min_confidence=config.DETECTION_MIN_CONFIDENCE,
         detection_nms_threshold=config.DETECTION_NMS_THRESHOLD,
@@ -463,6 +467,7 @@ class MaskRCNN:
         self.keras_model = build_model(config, mode)
         self.keras_model(_dummy_inputs(config, mode), training=False)
         self._infer = None
+        self._compiled_setup = None  # what the last train() compiled for
 
     # --------------------------------------------------------------- weights
     def load_weights(self, filepath, by_name=False, exclude=None):
@@ -568,14 +573,25 @@ class MaskRCNN:
         # The optimizer's variables must belong to the model's strategy.
         # Under the mixed_float16 policy, compile wraps the optimizer in a
         # LossScaleOptimizer.
+        # A stage that trains the same weights as the previous call keeps its
+        # compiled step and optimizer state; only the learning rate changes
+        # (tracing the step costs 20-30 s on a CPU).
+        setup = (tuple(names), tuple(sorted(model.loss_weights.items())))
         with self.strategy.scope():
-            model.compile(
-                optimizer=training.make_optimizer(
-                    config.OPTIMIZER, learning_rate, config.LEARNING_MOMENTUM,
-                    config.GRADIENT_CLIP_NORM,
-                ),
-                jit_compile=False,
-            )
+            if setup == self._compiled_setup and model.optimizer is not None:
+                model.optimizer.learning_rate.assign(learning_rate)
+            else:
+                model.compile(
+                    optimizer=training.make_optimizer(
+                        config.OPTIMIZER, learning_rate, config.LEARNING_MOMENTUM,
+                        config.GRADIENT_CLIP_NORM,
+                    ),
+                    jit_compile=False,
+                )
+                # Slots made now, not in the first trace of the step: a
+                # tf.function that creates variables is traced twice.
+                model.optimizer.build(model.trainable_variables)
+                self._compiled_setup = setup
             history = model.fit(
                 train_ds,
                 initial_epoch=self.epoch,

@@ -75,6 +75,7 @@ class MixedConfig(ShapesConfig):
     IMAGE_MAX_DIM = 64
     FPN_CLASSIF_FC_LAYERS_SIZE = 32
     TOP_DOWN_PYRAMID_SIZE = 32
+    MASK_CONV_DIM = 16
     MINI_MASK_SHAPE = (28, 28)
     TRAIN_ROIS_PER_IMAGE = 6
     POST_NMS_ROIS_TRAINING = 20
@@ -132,6 +133,7 @@ def test_mixed_precision_trains_with_loss_scaling_and_float32_losses(mixed):
     assert keras.mixed_precision.global_policy().name == "float32"  # restored
     assert km.dtype_policy.name == "mixed_float16"
     assert km.rpn.compute_dtype == "float16"
+    assert km.mask_head.mask_conv1.kernel.shape == (3, 3, 32, 16)  # MASK_CONV_DIM
     assert isinstance(km.optimizer, keras.optimizers.LossScaleOptimizer)
     assert scaled and all(dtype == tf.float32 for dtype in scaled)
     for name in ("loss", *LOSS_NAMES):

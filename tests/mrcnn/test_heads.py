@@ -215,11 +215,16 @@ def test_mask_head_in_functional_model_and_config():
     rois = keras.Input(shape=(None, 14, 14, 256))
     masks = FpnMaskHead(NUM_CLASSES, name="mask_head")(rois)
     assert tuple(masks.shape) == (None, None, 28, 28, NUM_CLASSES)
-    config = FpnMaskHead(3, train_bn=True, name="m").get_config()
+    config = FpnMaskHead(3, train_bn=True, conv_filters=16, name="m").get_config()
     assert config["num_classes"] == 3 and config["train_bn"] is True
+    assert config["conv_filters"] == 16
     clone = FpnMaskHead.from_config(config)
     assert clone.mask_bn4.train_bn is True
     assert tuple(clone(features((1, 2, 6, 6, 4))).shape) == (1, 2, 12, 12, 3)
+    # MASK_CONV_DIM: the width of every convolution but the last
+    assert clone.mask_conv1.kernel.shape == (3, 3, 4, 16)
+    assert clone.mask_deconv.kernel.shape[-1] == 16  # (2, 2, out, in)
+    assert clone.mask_out.kernel.shape == (1, 1, 16, 3)
 
 
 # ---------------------------------------------------------------------------

@@ -57,13 +57,26 @@ def shapes(count, empty=()):
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A tiny model trained for epoch 1 on images without any instance, then
-    for epoch 2 on a batch with one empty image."""
+    for epochs 2 and 3 on a batch with one empty image."""
     logs = str(tmp_path_factory.mktemp("logs"))
     model = MaskRCNN("training", TinyConfig(), logs)
     empty = model.train(shapes(2, empty=[0, 1]), shapes(2, empty=[0, 1]), 1e-4,
                         epochs=1, layers="all")
     mixed = model.train(shapes(2, empty=[1]), shapes(2), 1e-4, epochs=2, layers="heads")
+    km = model.keras_model
+    model.stage_2 = (km.optimizer, km.train_function, int(km.optimizer.iterations))
+    # Epoch 3: the same layers at lr / 10 (a staged schedule's last stage).
+    model.train(shapes(2, empty=[1]), shapes(2), 1e-5, epochs=3, layers="heads")
     return model, mixed.history, empty.history, logs
+
+
+def test_a_stage_with_the_same_layers_keeps_the_compiled_step(trained):
+    model, _, _, _ = trained
+    km = model.keras_model
+    optimizer, train_function, iterations = model.stage_2
+    assert km.optimizer is optimizer and km.train_function is train_function
+    assert float(km.optimizer.learning_rate) == pytest.approx(1e-5)
+    assert int(km.optimizer.iterations) == iterations + TinyConfig.STEPS_PER_EPOCH
 
 
 def test_train_step_gives_finite_losses_with_an_empty_image(trained):
@@ -89,13 +102,13 @@ def test_one_checkpoint_per_epoch_and_numbering_continues(trained):
     runs = os.listdir(logs)
     assert len(runs) == 1 and runs[0].startswith("tiny")
     files = sorted(f for f in os.listdir(os.path.join(logs, runs[0])) if f.endswith(".h5"))
-    assert files == ["mask_rcnn_tiny_0001.h5", "mask_rcnn_tiny_0002.h5"]
-    assert model.find_last().endswith("mask_rcnn_tiny_0002.h5")
-    assert model.epoch == 2
+    assert files == ["mask_rcnn_tiny_0001.h5", "mask_rcnn_tiny_0002.h5", "mask_rcnn_tiny_0003.h5"]
+    assert model.find_last().endswith("mask_rcnn_tiny_0003.h5")
+    assert model.epoch == 3
 
     resumed = MaskRCNN("training", TinyConfig(), logs)
     resumed.load_weights(model.find_last(), by_name=True)
-    assert resumed.epoch == 2 and resumed.log_dir == os.path.join(logs, runs[0])
+    assert resumed.epoch == 3 and resumed.log_dir == os.path.join(logs, runs[0])
 
 
 def test_detect_returns_documented_shapes_for_images_of_any_size(trained):
