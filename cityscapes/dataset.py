@@ -157,12 +157,20 @@ class CityscapesDataset(Dataset):
         annotation file when it cannot be read or its size is not the
         image's.
         """
-        info = self.image_info[image_id]
-        if info["source"] != SOURCE:
+        if self.image_info[image_id]["source"] != SOURCE:
             return super().load_mask(image_id)
-        ids = rasterize.read_id_image(info["annotation"], info["height"], info["width"])
+        ids = self.load_instance_ids(image_id)
         label_map, class_ids = rasterize.instances_from_id_image(ids, self.class_map)
         return rasterize.masks_from_label_map(label_map, len(class_ids)), class_ids
+
+    def load_instance_ids(self, image_id):
+        """The official instance id image [H, W] int32 of an image
+        (labelId * 1000 + k for instances, labelId elsewhere), rasterised
+        from the polygons or read from instanceIds.png. Raises
+        CityscapesDataError naming the annotation file when it cannot be
+        read or its size is not the image's."""
+        info = self.image_info[image_id]
+        return rasterize.read_id_image(info["annotation"], info["height"], info["width"])
 
     def cache_version(self, image_id):
         """A key that changes when load_mask's output may change.

@@ -32,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from cityscapes.labels import label_by_name, split_group
+from mrcnn.label_image import present_values
 
 # Value of pixels no polygon covers (the 'unlabeled' label id).
 UNLABELED_ID = label_by_name("unlabeled").id
@@ -39,8 +40,6 @@ UNLABELED_ID = label_by_name("unlabeled").id
 INSTANCE_FACTOR = 1000
 # PIL modes an instanceIds PNG may have (16-bit as shipped, 32-bit, 8-bit).
 ID_PNG_MODES = ("I;16", "I;16B", "I;16L", "I", "L")
-# The id images use a direct lookup table up to this value (np.unique above).
-_MAX_LUT_VALUE = 1 << 22
 
 
 class CityscapesDataError(ValueError):
@@ -198,7 +197,7 @@ def instances_from_id_image(ids, class_map):
     ids = np.asarray(ids)
     if ids.ndim != 2:
         raise ValueError(f"ids must be [H, W], got shape {ids.shape}")
-    values, _, inverse = _present_values(ids)
+    values, _, inverse = present_values(ids)
     label_ids = values // INSTANCE_FACTOR
     is_instance = values >= INSTANCE_FACTOR
     class_of = np.array(
@@ -219,32 +218,8 @@ def instances_from_id_image(ids, class_map):
 
 def value_counts(ids):
     """Distinct values of ids [H, W] (sorted, [U] int64) and their pixel counts [U]."""
-    values, counts, _ = _present_values(ids)
+    values, counts, _ = present_values(ids)
     return values, counts
-
-
-def _present_values(ids):
-    """Sorted distinct values of ids, their pixel counts, and a remap function.
-
-    Returns (values [U] int64 sorted, counts [U] int64, remap) where
-    remap(table [U]) -> [H, W] table[index of each pixel's value]. Uses a
-    bincount and a direct lookup table for the usual small non-negative
-    ids, np.unique otherwise.
-    """
-    lo, hi = (int(ids.min()), int(ids.max())) if ids.size else (0, 0)
-    if lo >= 0 and hi < _MAX_LUT_VALUE:
-        all_counts = np.bincount(ids.ravel(), minlength=1)
-        values = np.flatnonzero(all_counts)
-
-        def remap(table):
-            full = np.zeros(hi + 1, dtype=table.dtype)
-            full[values] = table
-            return full[ids]
-
-        return values.astype(np.int64), all_counts[values].astype(np.int64), remap
-    values, index, counts = np.unique(ids, return_inverse=True, return_counts=True)
-    return (values.astype(np.int64), counts.astype(np.int64),
-            lambda table: table[index.reshape(ids.shape)])
 
 
 def read_instance_ids_png(path):

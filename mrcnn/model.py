@@ -655,7 +655,8 @@ class MaskRCNN:
         images: list of BATCH_SIZE uint8 RGB arrays [h, w, 3], any sizes.
         Returns one dict per image: rois int32 [N, (y1, x1, y2, x2)],
         class_ids int32 [N], scores float32 [N], masks bool [h, w, N], all in
-        the original image's pixels.
+        the original image's pixels; and proposals int32 [R, 4], the RPN's
+        boxes in the same pixels, best first.
         """
         if self.mode != "inference":
             raise ValueError("detect() needs a model created with mode='inference'")
@@ -676,12 +677,12 @@ class MaskRCNN:
         out = self._infer({"image": tf.constant(molded), "image_meta": tf.constant(metas)})
         results = []
         for i, image in enumerate(images):
-            results.append(
-                unmold_detections(
-                    out["detections"][i].numpy(), out["mrcnn_mask"][i].numpy(),
-                    image.shape, molded.shape[1:], windows[i],
-                )
-            )
+            r = unmold_detections(out["detections"][i].numpy(), out["mrcnn_mask"][i].numpy(),
+                                  image.shape, molded.shape[1:], windows[i])
+            if "rois" in out:
+                r["proposals"] = to_original_boxes(out["rois"][i].numpy(), image.shape,
+                                                   molded.shape[1:], windows[i])
+            results.append(r)
         if verbose:
             for image, r in zip(images, results):
                 print(f"image {list(image.shape)}: {len(r['class_ids'])} detections")
@@ -696,6 +697,18 @@ def _ceil64(n):
     return int(np.ceil(n / 64) * 64)
 
 
+def to_original_boxes(boxes, original_image_shape, image_shape, window):
+    """Boxes normalised to the molded image of `image_shape` -> int32
+    [N, (y1, x1, y2, x2)] pixels of the original image, clipped to it."""
+    boxes = box_ops.denormalize(boxes, image_shape).numpy()
+    wy1, wx1, wy2, wx2 = [float(v) for v in window]
+    scale_y = (wy2 - wy1) / original_image_shape[0]
+    scale_x = (wx2 - wx1) / original_image_shape[1]
+    boxes = (boxes - [wy1, wx1, wy1, wx1]) / [scale_y, scale_x, scale_y, scale_x]
+    h, w = original_image_shape[:2]
+    return np.clip(np.round(boxes), 0, [h, w, h, w]).astype(np.int32)
+
+
 def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape, window):
     """One image's detections in its original pixels.
 
@@ -707,14 +720,8 @@ def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape,
     detections = detections[:n]
     class_ids = detections[:, 4].astype(np.int32)
     scores = detections[:, 5].astype(np.float32)
-    # Normalised molded coordinates -> molded pixels -> original pixels.
-    boxes = box_ops.denormalize(detections[:, :4], image_shape).numpy()
-    wy1, wx1, wy2, wx2 = [float(v) for v in window]
-    scale_y = (wy2 - wy1) / original_image_shape[0]
-    scale_x = (wx2 - wx1) / original_image_shape[1]
-    boxes = (boxes - [wy1, wx1, wy1, wx1]) / [scale_y, scale_x, scale_y, scale_x]
+    boxes = to_original_boxes(detections[:, :4], original_image_shape, image_shape, window)
     h, w = original_image_shape[:2]
-    boxes = np.clip(np.round(boxes), 0, [h, w, h, w]).astype(np.int32)
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     boxes, class_ids, scores = boxes[keep], class_ids[keep], scores[keep]
     class_masks = mrcnn_mask[:n][keep][np.arange(len(class_ids)), :, :, class_ids]

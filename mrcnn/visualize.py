@@ -19,17 +19,20 @@ def instance_colors(n, seed=0):
                      np.uint8).reshape(-1, 3)
 
 
-def draw_instances(image, boxes, masks, class_ids, class_names, scores=None, alpha=0.45):
+def draw_instances(image, boxes, masks, class_ids, class_names, scores=None, alpha=0.45,
+                   colors=None):
     """The image with each instance's mask tinted, its box and a label.
 
     image: uint8 [H, W, 3]; boxes: [N, (y1, x1, y2, x2)] pixels; masks: bool
     [H, W, N]; class_ids: [N] (crowds, < 0, are drawn grey without label);
-    class_names: names indexed by class id; scores: [N] or None.
+    class_names: names indexed by class id; scores: [N] or None; colors:
+    uint8 [N, 3] or None for distinct colours (crowds grey).
     Returns uint8 [H, W, 3].
     """
     n = len(class_ids)
-    colors = instance_colors(n)
-    colors[np.asarray(class_ids) < 0] = 128
+    if colors is None:
+        colors = instance_colors(n)
+        colors[np.asarray(class_ids) < 0] = 128
     out = image.astype(np.float32)
     if n:
         # The last instance covering a pixel gives its colour (one pass, no loop).
@@ -48,6 +51,15 @@ def draw_instances(image, boxes, masks, class_ids, class_names, scores=None, alp
             if scores is not None:
                 label += f" {scores[i]:.2f}"
             draw.text((x1 + 2, max(0, y1 - 11)), label, fill=color)
+    return np.asarray(picture)
+
+
+def draw_boxes(image, boxes, color=(255, 200, 0)):
+    """The image with box outlines. boxes: [N, (y1, x1, y2, x2)] pixels."""
+    picture = Image.fromarray(np.asarray(image, np.uint8))
+    draw = ImageDraw.Draw(picture)
+    for y1, x1, y2, x2 in np.asarray(boxes).reshape(-1, 4).round().astype(int).tolist():
+        draw.rectangle([x1, y1, max(x1, x2 - 1), max(y1, y2 - 1)], outline=tuple(color))
     return np.asarray(picture)
 
 

@@ -1,0 +1,215 @@
+"""COCO run-length encoded masks, and their overlaps with a label image.
+
+Shape shorthand:
+    H, W: image height and width; N: masks; R: runs; C: run counts
+    U: distinct values of a label image
+
+COCO stores a binary [H, W] mask as run lengths over its pixels in
+column-major (Fortran) order, alternating background and foreground runs
+and starting with background. The compressed form (`{"size": [H, W],
+"counts": "..."}` as written by `pycocotools.mask.encode`) packs each count
+in 5-bit groups of printable characters, with counts after the second
+stored as the difference to the count two places before.
+
+Scoring compares each predicted mask with the ground-truth label image
+(an instance id per pixel) by counting, for every prediction, its pixels
+on each label value. Done on the runs, the work is proportional to the
+predicted area, not to N * H * W: a 1024 x 2048 frame with 100 detections
+costs milliseconds instead of seconds.
+"""
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from mrcnn.label_image import value_index
+
+
+def encode(masks):
+    """Compressed RLEs of masks [H, W, N] bool -> list of N dicts with
+    "size" [H, W] and "counts" (str)."""
+    masks = np.asarray(masks)
+    if masks.ndim != 3:
+        raise ValueError(f"masks must be [H, W, N], got shape {masks.shape}")
+    rles = mask_utils.encode(np.asfortranarray(masks.astype(np.uint8)))
+    for r in rles:
+        r["counts"] = r["counts"].decode("ascii")
+    return rles
+
+
+def decode(rles, height, width):
+    """Masks [H, W, N] bool from compressed or uncompressed RLEs."""
+    if not len(rles):
+        return np.zeros((height, width, 0), bool)
+    return mask_utils.decode(_as_compressed(rles, height, width)).astype(bool)
+
+
+def _as_compressed(rles, height, width):
+    out = []
+    for r in rles:
+        counts = r["counts"]
+        if isinstance(counts, list):
+            out.append(mask_utils.frPyObjects(r, height, width))
+        else:
+            out.append({"size": list(r["size"]),
+                        "counts": counts.encode("ascii") if isinstance(counts, str) else counts})
+    return out
+
+
+def counts_of(rles):
+    """Run counts of N RLEs, all decoded at once.
+
+    rles: list of dicts whose "counts" is a compressed string (str or
+    bytes) or a list of ints (uncompressed RLE).
+    Returns (counts [C] int64, owner [C] int64: the RLE each count belongs to).
+    """
+    strings, lists = [], []
+    for i, r in enumerate(rles):
+        c = r["counts"]
+        (lists if isinstance(c, (list, tuple, np.ndarray)) else strings).append((i, c))
+    parts = []
+    if strings:
+        parts.append(_decode_strings([i for i, _ in strings], [c for _, c in strings]))
+    for i, c in lists:
+        c = np.asarray(c, np.int64)
+        parts.append((c, np.full(len(c), i, np.int64)))
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    counts = np.concatenate([p[0] for p in parts])
+    owner = np.concatenate([p[1] for p in parts])
+    order = np.argsort(owner, kind="stable")
+    return counts[order], owner[order]
+
+
+def _decode_strings(indices, strings):
+    """Vectorised LEB128-style decoding of COCO's compressed counts."""
+    encoded = [s.encode("ascii") if isinstance(s, str) else bytes(s) for s in strings]
+    lengths = np.array([len(s) for s in encoded], np.int64)
+    chars = np.frombuffer(b"".join(encoded), np.uint8).astype(np.int64) - 48
+    if chars.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if chars.min() < 0 or chars.max() > 63:
+        raise ValueError("RLE counts contain characters outside COCO's alphabet")
+    last = (chars & 0x20) == 0  # the last 5-bit group of a value
+    value_of_char = np.cumsum(last) - last  # [chars]
+    starts = np.flatnonzero(np.concatenate([[True], last[:-1]]))  # first char of each value
+    group = np.arange(chars.size) - starts[value_of_char]
+    values = np.add.reduceat((chars & 0x1F) << (5 * group), starts)
+    # Sign: a set 0x10 bit in the last group extends the sign.
+    ends = np.flatnonzero(last)
+    negative = (chars[ends] & 0x10) != 0
+    values = np.where(negative, values - (np.int64(1) << (5 * (group[ends] + 1))), values)
+    # Which string each value comes from, and its position m in that string.
+    string_of_char = np.repeat(np.arange(len(encoded)), lengths)
+    owner = string_of_char[ends]
+    first_value = np.searchsorted(owner, np.arange(len(encoded)))
+    m = np.arange(len(values)) - first_value[owner]
+    # counts[m] = value[m] + counts[m - 2] for m > 2: cumulative sums over
+    # the odd positions and over the even positions from 2 on, per string.
+    segment = np.where(m == 0, 0, np.where(m % 2 == 1, 1, 2)) + 3 * owner
+    counts = _segment_cumsum(values, segment)
+    return counts, np.asarray(indices, np.int64)[owner]
+
+
+def _segment_cumsum(values, segment):
+    """Cumulative sums of values within each segment id (ids in any order)."""
+    order = np.argsort(segment, kind="stable")
+    v, s = values[order], segment[order]
+    total = np.cumsum(v)
+    new = np.concatenate([[True], s[1:] != s[:-1]])
+    first = np.maximum.accumulate(np.where(new, np.arange(len(v)), 0))
+    base = (total - v)[first]  # sum before each segment's first value
+    out = np.empty_like(values)
+    out[order] = total - base
+    return out
+
+
+def foreground_runs(rles):
+    """Foreground runs of N RLEs in column-major pixel indices.
+
+    Returns (starts [R], lengths [R], owner [R]) int64; zero-length runs
+    are dropped.
+    """
+    counts, owner = counts_of(rles)
+    if counts.size == 0:
+        return counts, counts, owner
+    if (counts < 0).any():
+        raise ValueError("RLE has negative run lengths")
+    new = np.concatenate([[True], owner[1:] != owner[:-1]])
+    position = np.arange(len(counts)) - np.maximum.accumulate(
+        np.where(new, np.arange(len(counts)), 0))
+    ends = _segment_cumsum(counts, owner)
+    fg = (position % 2 == 1) & (counts > 0)
+    return ends[fg] - counts[fg], counts[fg], owner[fg]
+
+
+def expand_runs(starts, lengths):
+    """Pixel indices covered by runs, concatenated: [sum(lengths)] int64."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    offsets = np.cumsum(lengths) - lengths
+    return np.arange(total, dtype=np.int64) + np.repeat(starts - offsets, lengths)
+
+
+def overlap_counts(label_image, rles):
+    """Pixels of each mask on each value of a label image.
+
+    label_image: [H, W] int (e.g. instance ids); rles: N RLEs of [H, W]
+    masks. Returns a dict:
+        values [U] int64: the distinct values of label_image, sorted;
+        value_pixels [U] int64: pixels of each value;
+        intersection [N, U] int64: pixels of mask n on value u;
+        areas [N] int64: pixels of each mask.
+    Raises ValueError when an RLE's size is not the image's.
+    """
+    label_image = np.asarray(label_image)
+    height, width = label_image.shape
+    for i, r in enumerate(rles):
+        if tuple(r["size"]) != (height, width):
+            raise ValueError(f"RLE {i} has size {list(r['size'])}, the image is "
+                             f"{[height, width]}")
+    values, value_pixels, index = value_index(label_image)
+    flat = index.ravel(order="F")
+    starts, lengths, owner = foreground_runs(rles)
+    if starts.size and int((starts + lengths).max()) > flat.size:
+        raise ValueError("RLE runs go past the end of the image")
+    pixels = expand_runs(starts, lengths)
+    mask_of_pixel = np.repeat(owner, lengths)
+    n, u = len(rles), len(values)
+    intersection = np.bincount(mask_of_pixel * u + flat[pixels],
+                               minlength=n * u).reshape(n, u)
+    return {"values": values.astype(np.int64), "value_pixels": value_pixels.astype(np.int64),
+            "intersection": intersection.astype(np.int64),
+            "areas": intersection.sum(axis=1).astype(np.int64)}
+
+
+def encode_label_image(label_image, values):
+    """Compressed RLEs of the masks label_image == v for each v in values.
+
+    label_image: [H, W] int; values: [N]. Works on the runs of the
+    column-major pixel order (one pass over the image), without building
+    the N full-size masks. Returns N dicts like `encode`.
+    """
+    label_image = np.asarray(label_image)
+    height, width = label_image.shape
+    flat = label_image.ravel(order="F")
+    if flat.size == 0:
+        return [{"size": [height, width], "counts": ""} for _ in values]
+    starts = np.flatnonzero(np.concatenate([[True], flat[1:] != flat[:-1]]))
+    ends = np.append(starts[1:], flat.size)
+    run_values = flat[starts]
+    order = np.argsort(run_values, kind="stable")
+    sorted_values = run_values[order]
+    lo = np.searchsorted(sorted_values, values, side="left")
+    hi = np.searchsorted(sorted_values, values, side="right")
+    rles = []
+    for a, b in zip(lo, hi):
+        s, e = starts[order[a:b]], ends[order[a:b]]
+        counts = np.empty(2 * len(s) + 1, np.int64)
+        counts[0:-1:2] = s - np.concatenate([[0], e[:-1]])  # background before each run
+        counts[1::2] = e - s
+        counts[-1] = flat.size - (e[-1] if len(e) else 0)
+        r = mask_utils.frPyObjects({"size": [height, width], "counts": counts.tolist()},
+                                   height, width)
+        rles.append({"size": [height, width], "counts": r["counts"].decode("ascii")})
+    return rles
