@@ -38,8 +38,3 @@ def present_values(ids):
     return (values.astype(np.int64), counts.astype(np.int64),
             lambda table: np.asarray(table)[index.reshape(ids.shape)])
 
-
-def value_index(ids):
-    """(values [U], counts [U], index: ids' shape int64, each pixel's value index)."""
-    values, counts, remap = present_values(ids)
-    return values, counts, remap(np.arange(len(values), dtype=np.int64))

@@ -13,15 +13,15 @@ stored as the difference to the count two places before.
 
 Scoring compares each predicted mask with the ground-truth label image
 (an instance id per pixel) by counting, for every prediction, its pixels
-on each label value. Done on the runs, the work is proportional to the
-predicted area, not to N * H * W: a 1024 x 2048 frame with 100 detections
-costs milliseconds instead of seconds.
+on each label value. Done on the runs of both, the work grows with the
+number of runs, not with N * H * W: a 1024 x 2048 frame with 100
+detections costs milliseconds instead of seconds.
 """
 
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from mrcnn.label_image import value_index
+from mrcnn.label_image import present_values
 
 
 def encode(masks):
@@ -151,6 +151,22 @@ def expand_runs(starts, lengths):
     return np.arange(total, dtype=np.int64) + np.repeat(starts - offsets, lengths)
 
 
+def column_runs(label_image):
+    """The label image as vertical runs of one value, in column-major order.
+
+    label_image: [H, W]. Returns (starts [S] int64: column-major index of
+    each run's first pixel, increasing, the first 0; values [S]: its value).
+    A run starts at the top of every column and wherever a pixel differs
+    from the one above it.
+    """
+    height, width = label_image.shape
+    above, col = np.divmod(np.flatnonzero(label_image[1:] != label_image[:-1]), width)
+    starts = np.concatenate([col * height + above + 1, np.arange(width) * height])
+    starts.sort()
+    col, row = np.divmod(starts, height)
+    return starts, label_image[row, col]
+
+
 def overlap_counts(label_image, rles):
     """Pixels of each mask on each value of a label image.
 
@@ -161,26 +177,47 @@ def overlap_counts(label_image, rles):
         intersection [N, U] int64: pixels of mask n on value u;
         areas [N] int64: pixels of each mask.
     Raises ValueError when an RLE's size is not the image's.
+
+    Both sides as column-major runs: the image's vertical runs of one value
+    (`column_runs`, about 10^4 on a Cityscapes frame) and the masks'
+    foreground runs; each mask run is cut by the image runs it crosses and
+    the lengths are summed per (mask, value). Apart from one comparison of
+    each pixel with the one above it, the work does not grow with the
+    image or mask areas (1024 x 2048, 100 masks: ~4 ms).
     """
     label_image = np.asarray(label_image)
+    if label_image.ndim != 2:
+        raise ValueError(f"label_image must be [H, W], got shape {label_image.shape}")
     height, width = label_image.shape
     for i, r in enumerate(rles):
         if tuple(r["size"]) != (height, width):
             raise ValueError(f"RLE {i} has size {list(r['size'])}, the image is "
                              f"{[height, width]}")
-    values, value_pixels, index = value_index(label_image)
-    flat = index.ravel(order="F")
-    starts, lengths, owner = foreground_runs(rles)
-    if starts.size and int((starts + lengths).max()) > flat.size:
+    n = len(rles)
+    if label_image.size == 0:
+        return {"values": np.zeros(0, np.int64), "value_pixels": np.zeros(0, np.int64),
+                "intersection": np.zeros((n, 0), np.int64), "areas": np.zeros(n, np.int64)}
+    seg_starts, seg_values = column_runs(label_image)  # [S]
+    seg_ends = np.append(seg_starts[1:], label_image.size)
+    values, _, remap = present_values(seg_values)  # [U]
+    seg_value = remap(np.arange(len(values), dtype=np.int64))  # [S]
+    u = len(values)
+    value_pixels = np.bincount(seg_value, weights=seg_ends - seg_starts, minlength=u)
+
+    starts, lengths, owner = foreground_runs(rles)  # [R]
+    ends = starts + lengths
+    if starts.size and int(ends.max()) > label_image.size:
         raise ValueError("RLE runs go past the end of the image")
-    pixels = expand_runs(starts, lengths)
-    mask_of_pixel = np.repeat(owner, lengths)
-    n, u = len(rles), len(values)
-    intersection = np.bincount(mask_of_pixel * u + flat[pixels],
-                               minlength=n * u).reshape(n, u)
+    first = np.searchsorted(seg_starts, starts, "right") - 1  # image run of the first pixel
+    crossed = np.searchsorted(seg_starts, ends - 1, "right") - first  # [R]
+    run = np.repeat(np.arange(len(starts)), crossed)  # [pairs]
+    seg = first[run] + np.arange(len(run)) - np.repeat(np.cumsum(crossed) - crossed, crossed)
+    pixels = np.minimum(ends[run], seg_ends[seg]) - np.maximum(starts[run], seg_starts[seg])
+    # Float weights hold these pixel counts exactly (< 2**53).
+    intersection = np.bincount(owner[run] * u + seg_value[seg], weights=pixels,
+                               minlength=n * u).reshape(n, u).astype(np.int64)
     return {"values": values.astype(np.int64), "value_pixels": value_pixels.astype(np.int64),
-            "intersection": intersection.astype(np.int64),
-            "areas": intersection.sum(axis=1).astype(np.int64)}
+            "intersection": intersection, "areas": intersection.sum(axis=1)}
 
 
 def encode_label_image(label_image, values):

@@ -71,3 +71,40 @@ def test_encode_label_image_equals_encoding_each_mask():
     got = rle.encode_label_image(labels, values)
     want = rle.encode(np.stack([labels == v for v in values], axis=-1))
     assert [g["counts"] for g in got] == [x["counts"] for x in want]
+
+
+def brute_force(labels, masks):
+    values = np.unique(labels)
+    return values, np.array([[np.count_nonzero(masks[..., d] & (labels == v)) for v in values]
+                             for d in range(masks.shape[-1])]).reshape(masks.shape[-1], -1)
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.int64])
+def test_overlap_counts_with_runs_crossing_columns(dtype):
+    """A run from the bottom of one column goes on at the top of the next."""
+    rng = np.random.default_rng(5)
+    h, w = 23, 31
+    labels = rng.choice([0, 7, 26, 24000, 26000, 26001, 33000], size=(h, w)).astype(dtype)
+    masks = rng.random((h, w, 6)) < 0.4
+    masks[:, :, 1] = True
+    masks[:, :, 2] = False
+    masks[-3:, 4, 3] = masks[:2, 5, 3] = True
+    out = rle.overlap_counts(labels, rle.encode(masks))
+    values, expected = brute_force(labels, masks)
+    np.testing.assert_array_equal(out["values"], values)
+    np.testing.assert_array_equal(out["intersection"], expected)
+    assert all(v.dtype == np.int64 for v in out.values())
+
+
+def test_overlap_counts_of_negative_values_and_thin_images():
+    labels = np.array([[-1, 26000], [26000, 7]])
+    out = rle.overlap_counts(labels, rle.encode(np.array([[1, 1], [0, 1]], bool)[:, :, None]))
+    np.testing.assert_array_equal(out["values"], [-1, 7, 26000])
+    np.testing.assert_array_equal(out["value_pixels"], [1, 1, 2])
+    np.testing.assert_array_equal(out["intersection"], [[1, 1, 1]])
+    rng = np.random.default_rng(1)
+    for shape in [(1, 9), (9, 1), (1, 1)]:
+        labels = rng.choice([0, 26000, 24000], size=shape)
+        masks = rng.random(shape + (3,)) < 0.5
+        out = rle.overlap_counts(labels, rle.encode(masks))
+        np.testing.assert_array_equal(out["intersection"], brute_force(labels, masks)[1])

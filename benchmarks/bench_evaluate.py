@@ -1,0 +1,184 @@
+"""Time to score predictions with all three protocols, next to the official tools.
+
+    .venv/bin/python -m benchmarks.bench_evaluate [--images 500] [--scenes 40] \\
+        [--detections 100] [--size 1024x2048] [--official-images 8] [--data DIR]
+
+Ground truth: `--scenes` synthetic Cityscapes frames of H x W (busy ones,
+`cityscapes.synthetic`, written once into --data), used in turn for the
+`--images` images. Predictions, made before timing: per image,
+`--detections` detections: each ground-truth instance shifted by a few
+pixels (true positives at various IoU, some wrong classes), the rest
+rectangles of random size and place (false positives), random scores.
+
+Timed, one process on this machine:
+- ours: `cityscapes.scoring.Scorer` over all images, ground truth read from
+  the instanceIds PNGs included, as evaluate.py does it (Matterport AP/rAP/
+  cAP, COCO segm + bbox, official Cityscapes AP), with the share of each
+  part; pycocotools' own time (COCOeval evaluate + accumulate + summarize,
+  segm and bbox) is inside ours and reported on its own as well;
+- the official cityscapesscripts evaluator (`cityscapes.official_script`,
+  which adds the NumPy 2 shims) on the first `--official-images` images,
+  with their predictions written in its format (PNG masks + txt, not
+  timed); its per-image time times the number of images gives the
+  estimate for all of them (running it on 500 full frames takes hours).
+  Our official-protocol figures on that subset are checked equal to its
+  own (to 1e-9).
+
+Figures are recorded in docs/benchmarks.md.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO_ROOT not in sys.path:
+    sys.path.insert(0, REPO_ROOT)
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pycocotools import mask as mask_utils  # noqa: E402
+
+from cityscapes import export, official_script, scoring  # noqa: E402
+from cityscapes.dataset import CityscapesDataset  # noqa: E402
+from cityscapes.rasterize import INSTANCE_FACTOR  # noqa: E402
+from cityscapes.synthetic import generate  # noqa: E402
+from mrcnn import coco_eval, rle  # noqa: E402
+
+
+def rectangle_rle(h, w, y1, x1, y2, x2):
+    """Compressed RLE of a filled rectangle, built from its runs."""
+    rows, cols = y2 - y1, x2 - x1
+    counts = [x1 * h + y1] + [rows, h - rows] * (cols - 1) + [rows, h * w - (x2 - 1) * h - y2]
+    r = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)
+    return {"size": [h, w], "counts": r["counts"].decode("ascii")}
+
+
+def make_predictions(rng, ids, class_map, count):
+    """One image's predictions (see the module docstring)."""
+    h, w = ids.shape
+    dy, dx = rng.integers(-3, 4, 2)
+    shifted = np.roll(ids, (int(dy), int(dx)), axis=(0, 1))
+    values = np.unique(shifted)
+    values = values[(values >= INSTANCE_FACTOR)
+                    & np.isin(values // INSTANCE_FACTOR, class_map.label_ids)][:count]
+    rles = rle.encode_label_image(shifted, values)
+    classes = [class_map.class_id(v // INSTANCE_FACTOR) for v in values]
+    classes = [c if rng.random() > 0.1 else int(rng.integers(1, len(class_map) + 1))
+               for c in classes]
+    for _ in range(count - len(values)):
+        bh, bw = int(rng.integers(4, h // 4)), int(rng.integers(4, w // 4))
+        y, x = int(rng.integers(0, h - bh)), int(rng.integers(0, w - bw))
+        rles.append(rectangle_rle(h, w, y, x, y + bh, x + bw))
+        classes.append(int(rng.integers(1, len(class_map) + 1)))
+    return {"class_ids": np.array(classes, np.int32), "scores": rng.random(len(rles)),
+            "rles": rles, "boxes": None, "size": (h, w)}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--images", type=int, default=500)
+    p.add_argument("--scenes", type=int, default=40)
+    p.add_argument("--detections", type=int, default=100)
+    p.add_argument("--size", default="1024x2048")
+    p.add_argument("--official-images", type=int, default=8)
+    p.add_argument("--data", default=None, help="dataset folder to write / reuse")
+    args = p.parse_args(argv)
+    h, w = (int(v) for v in args.size.split("x"))
+    data = args.data or os.path.join(tempfile.gettempdir(), f"bench-evaluate-{h}x{w}")
+    marker = os.path.join(data, f"done-{args.scenes}")
+    if not os.path.exists(marker):
+        t = time.time()
+        generate(data, seed=0, height=h, width=w, images={"train": 0, "val": args.scenes,
+                                                           "test": 0}, extra=(10, 18))
+        open(marker, "w").close()
+        print(f"wrote {args.scenes} scenes of {h}x{w} in {time.time() - t:.0f} s")
+    ds = CityscapesDataset()
+    ds.load_cityscapes(data, "val", annotations="instanceIds")
+    ds.prepare()
+    class_map = ds.class_map
+    rng = np.random.default_rng(0)
+    scenes = list(ds.image_ids)
+    preds = [make_predictions(rng, ds.load_instance_ids(scenes[i % len(scenes)]), class_map,
+                              args.detections) for i in range(args.images)]
+    instances = sum(int(np.count_nonzero(np.unique(ds.load_instance_ids(s)) >= INSTANCE_FACTOR))
+                    for s in scenes) / len(scenes)
+    print(f"{args.images} images of {h}x{w}, {args.detections} detections each, "
+          f"{instances:.1f} ground-truth instances per scene on average "
+          f"({len(scenes)} scenes in turn); {platform.processor() or platform.machine()}, "
+          f"{os.cpu_count()} cores")
+
+    # ----------------------------------------------------------------- ours
+    parts = {"read ground truth": 0.0, "add images": 0.0}
+    scorer = scoring.Scorer(class_map)
+    coco_time = {"t": 0.0}
+    original = coco_eval.CocoEval._score
+
+    def timed_score(self, iou_type):
+        t = time.perf_counter()
+        out = original(self, iou_type)
+        coco_time["t"] += time.perf_counter() - t
+        return out
+
+    coco_eval.CocoEval._score = timed_score
+    start = time.perf_counter()
+    for i, p in enumerate(preds):
+        t = time.perf_counter()
+        ids = ds.load_instance_ids(scenes[i % len(scenes)])
+        parts["read ground truth"] += time.perf_counter() - t
+        t = time.perf_counter()
+        scorer.add(f"img{i}", ids, p)
+        parts["add images"] += time.perf_counter() - t
+    t = time.perf_counter()
+    m = scorer.matterport.result()
+    parts["Matterport matching + AP"] = time.perf_counter() - t
+    t = time.perf_counter()
+    cs = scorer.cityscapes.result()
+    parts["official AP integration"] = time.perf_counter() - t
+    t = time.perf_counter()
+    coco = scorer.coco.result()
+    parts["COCO (pycocotools evaluate/accumulate)"] = time.perf_counter() - t
+    total = time.perf_counter() - start
+    coco_eval.CocoEval._score = original
+    print(f"ours, all three protocols: {total:.1f} s ({1000 * total / args.images:.0f} ms/image)")
+    for k, v in parts.items():
+        print(f"  {k}: {v:.1f} s")
+    print(f"  of which pycocotools itself: {coco_time['t']:.1f} s")
+    print(f"  AP@0.5 {m['ap50']:.3f}, rAP {m['rap']:.3f}, COCO segm AP {coco['segm']['AP']:.3f}, "
+          f"bbox AP {coco['bbox']['AP']:.3f}, Cityscapes AP {cs['AP']:.3f}")
+
+    # ------------------------------------------------------------- official
+    n = min(args.official_images, args.images)
+    if n:
+        with tempfile.TemporaryDirectory() as tmp:
+            results = os.path.join(tmp, "results")
+            gt_files, sub = [], scoring.Scorer(class_map)
+            for i in range(n):
+                image_id = scenes[i % len(scenes)]
+                stem = ds.image_info[image_id]["id"]
+                if i >= len(scenes):
+                    break  # the official tool keys images by file name
+                export.write_cityscapes_results(
+                    results, stem, [class_map.label_id(c) for c in preds[i]["class_ids"]],
+                    preds[i]["scores"], preds[i]["rles"])
+                gt_files.append(ds.image_info[image_id]["annotation"])
+                sub.add(stem, ds.load_instance_ids(image_id), preds[i])
+            t = time.perf_counter()
+            official = official_script.evaluate(results, gt_files)
+            seconds = time.perf_counter() - t
+            mine = sub.cityscapes.result()
+            diff = np.nanmax(np.abs(np.asarray(official["ap_matrix"], float) - mine["ap_matrix"]))
+            per_image = seconds / len(gt_files)
+            print(f"official cityscapesscripts on {len(gt_files)} images: {seconds:.1f} s "
+                  f"({per_image:.1f} s/image) -> {per_image * args.images / 60:.0f} min for "
+                  f"{args.images}; ours / official per image: "
+                  f"{per_image / (total / args.images):.0f}x faster (all three protocols vs its "
+                  f"one); max |AP difference| {diff:.1e}")
+
+
+if __name__ == "__main__":
+    main()
