@@ -16,9 +16,11 @@ built, and fails with `trainer.UsageError` (evaluate.py prints it on one
 line and exits with 2).
 """
 
+import collections
 import json
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -158,8 +160,10 @@ def _score_all(plan, folder, log):
         class_map = ClassMap(model["classes"])
         scorer = scoring.Scorer(class_map, legacy_matterport=o["legacy_matterport"])
         kept, exported = {}, []
-        for stem, image_id, preds, proposals in _predictions(plan, model, ids, stems, log):
-            found = scorer.add(stem, dataset.load_instance_ids(image_id), preds)
+        streams = zip(_predictions(plan, model, ids, stems, log),
+                      read_ahead(dataset.load_instance_ids, ids))
+        for (stem, image_id, preds, proposals), gt_ids in streams:
+            found = scorer.add(stem, gt_ids, preds)
             if found and len(kept) < o["samples"]:  # the first images with ground truth
                 kept[stem] = (image_id, preds, proposals)
             if o["export"] == "coco":
@@ -190,6 +194,20 @@ def _score_all(plan, folder, log):
         report.write_report(folder, results, dataset, pictures)
         log(f"Report written to {o['report']}")
     return {"models": {k: report.public(v) for k, v in results.items()}}
+
+
+def read_ahead(fn, items, ahead=4, workers=2):
+    """fn(item) for each item, in order, computed by `workers` threads up to
+    `ahead` items in advance. PNG decoding releases the GIL: reading the
+    next ground truths overlaps with scoring this one."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending = collections.deque()
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _pct(v):

@@ -76,8 +76,10 @@ def counts_of(rles):
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     counts = np.concatenate([p[0] for p in parts])
     owner = np.concatenate([p[1] for p in parts])
-    order = np.argsort(owner, kind="stable")
-    return counts[order], owner[order]
+    if np.any(owner[1:] < owner[:-1]):
+        order = np.argsort(owner, kind="stable")
+        counts, owner = counts[order], owner[order]
+    return counts, owner
 
 
 def _decode_strings(indices, strings):
@@ -103,24 +105,22 @@ def _decode_strings(indices, strings):
     owner = string_of_char[ends]
     first_value = np.searchsorted(owner, np.arange(len(encoded)))
     m = np.arange(len(values)) - first_value[owner]
-    # counts[m] = value[m] + counts[m - 2] for m > 2: cumulative sums over
-    # the odd positions and over the even positions from 2 on, per string.
-    segment = np.where(m == 0, 0, np.where(m % 2 == 1, 1, 2)) + 3 * owner
-    counts = _segment_cumsum(values, segment)
+    # counts[m] = value[m] + counts[m - 2] for m > 2: running sums over the
+    # odd positions and over the even positions from 2 on, restarted at each
+    # string (its first value, m = 0, belongs to neither).
+    counts = values.copy()
+    for part in ((m % 2 == 1), (m % 2 == 0) & (m >= 2)):
+        running = np.cumsum(np.where(part, values, 0))
+        counts[part] = (running - running[first_value[owner]])[part]
     return counts, np.asarray(indices, np.int64)[owner]
 
 
-def _segment_cumsum(values, segment):
-    """Cumulative sums of values within each segment id (ids in any order)."""
-    order = np.argsort(segment, kind="stable")
-    v, s = values[order], segment[order]
-    total = np.cumsum(v)
-    new = np.concatenate([[True], s[1:] != s[:-1]])
-    first = np.maximum.accumulate(np.where(new, np.arange(len(v)), 0))
-    base = (total - v)[first]  # sum before each segment's first value
-    out = np.empty_like(values)
-    out[order] = total - base
-    return out
+def _contiguous_cumsum(values, owner):
+    """Cumulative sums restarted where owner changes (owner sorted)."""
+    total = np.cumsum(values)
+    new = np.concatenate([[True], owner[1:] != owner[:-1]])
+    first = np.maximum.accumulate(np.where(new, np.arange(len(values)), 0))
+    return total - (total - values)[first]
 
 
 def foreground_runs(rles):
@@ -137,7 +137,7 @@ def foreground_runs(rles):
     new = np.concatenate([[True], owner[1:] != owner[:-1]])
     position = np.arange(len(counts)) - np.maximum.accumulate(
         np.where(new, np.arange(len(counts)), 0))
-    ends = _segment_cumsum(counts, owner)
+    ends = _contiguous_cumsum(counts, owner)
     fg = (position % 2 == 1) & (counts > 0)
     return ends[fg] - counts[fg], counts[fg], owner[fg]
 
