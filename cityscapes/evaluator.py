@@ -125,6 +125,13 @@ def prepare(options):
                        os.path.splitext(os.path.basename(o["predictions"]))[0],
                        "path": o["predictions"], "config": None, "classes": classes,
                        "zero_shot": False})
+    labels = [m["name"] for m in models]
+    if len(set(labels)) != len(labels) and not names:  # same file name in two runs
+        for m in models:
+            m["name"] = f"{os.path.basename(os.path.dirname(os.path.abspath(m['path'])))}/{m['name']}"
+        labels = [m["name"] for m in models]
+    if len(set(labels)) != len(labels):
+        raise UsageError(f"--weights: models {labels} share names: pass --names")
     try:
         ClassMap(models[0]["classes"])
     except ValueError as e:
@@ -170,12 +177,12 @@ def _score_all(plan, folder, log):
                 exported += predictions.coco_results(stem, preds)
             elif o["export"] == "cityscapes":
                 export.write_cityscapes_results(
-                    os.path.join(folder, f"{model['name']}_cityscapes_results"), stem,
+                    os.path.join(folder, f"{_file_name(model['name'])}_cityscapes_results"), stem,
                     [class_map.label_id(c) for c in preds["class_ids"]], preds["scores"],
                     preds["rles"])
         if o["export"] == "coco":
             predictions.write_coco_results(
-                os.path.join(folder, f"{model['name']}_coco_results.json"), exported)
+                os.path.join(folder, f"{_file_name(model['name'])}_coco_results.json"), exported)
         entry = scorer.result()
         entry["seconds"] = round(time.time() - started, 1)
         entry["source"] = model["path"]
@@ -208,6 +215,10 @@ def read_ahead(fn, items, ahead=4, workers=2):
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+
+
+def _file_name(name):
+    return name.replace(os.sep, "_").replace("/", "_")
 
 
 def _pct(v):

@@ -220,3 +220,20 @@ def test_weights_coco_needs_zero_shot_and_checkpoints_need_their_config(root, tm
     with pytest.raises(SystemExit):
         evaluate.main(["--dataset", root, "--weights", str(lone)])
     assert "no config.json beside it" in capsys.readouterr().err
+
+
+def test_checkpoints_of_the_same_name_get_their_run_folder_as_prefix(root, tmp_path):
+    from cityscapes import evaluator
+    from cityscapes.config import DemoConfig
+
+    paths = []
+    for run_name in ("run_a", "run_b"):
+        folder = tmp_path / run_name
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps(DemoConfig().to_dict()))
+        (folder / "mask_rcnn_demo_0004.h5").write_bytes(b"")
+        paths.append(str(folder / "mask_rcnn_demo_0004.h5"))
+    plan = evaluator.prepare({"dataset": root, "weights": paths})
+    assert [m["name"] for m in plan["models"]] == ["run_a/mask_rcnn_demo_0004",
+                                                  "run_b/mask_rcnn_demo_0004"]
+    assert plan["models"][0]["classes"] == list(INSTANCE_CLASSES)
