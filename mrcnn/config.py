@@ -50,6 +50,9 @@ class Config:
     # Width of the mask head's convolutions (256 in Matterport's weights;
     # detectron2's ROI_MASK_HEAD.CONV_DIM).
     MASK_CONV_DIM = 256
+    # Width of the RPN's shared 3x3 convolution, run on every pyramid level
+    # (512 in Matterport's weights).
+    RPN_CONV_DIM = 512
 
     # Background included.
     NUM_CLASSES = 1

@@ -26,7 +26,7 @@ from keras import ops
 from mrcnn.backbone import BatchNorm
 
 
-def build_rpn_model(anchor_stride, anchors_per_location, depth):
+def build_rpn_model(anchor_stride, anchors_per_location, depth, conv_filters=512):
     """Builds the region proposal network shared by all pyramid levels.
 
     The anchor axis of the outputs is ordered row-major as (y, x, anchor),
@@ -37,6 +37,8 @@ def build_rpn_model(anchor_stride, anchors_per_location, depth):
             (RPN_ANCHOR_STRIDE, 1).
         anchors_per_location: int, A.
         depth: int, D, channels of the feature maps.
+        conv_filters: int, width of the shared 3x3 convolution (512 in
+            Matterport's weights; RPN_CONV_DIM).
 
     Returns:
         `keras.Model` named "rpn_model" taking one feature map
@@ -51,7 +53,7 @@ def build_rpn_model(anchor_stride, anchors_per_location, depth):
         shape=(None, None, depth), name="input_rpn_feature_map"
     )
     shared = keras.layers.Conv2D(
-        512, 3, padding="same", activation="relu", strides=anchor_stride,
+        int(conv_filters), 3, padding="same", activation="relu", strides=anchor_stride,
         name="rpn_conv_shared",
     )(feature_map)
     x = keras.layers.Conv2D(

@@ -90,7 +90,7 @@ class MaskRCNNModel(keras.Model):
         rois_per_image, positive_fraction, proposals_include_gt,
             mini_masks, mask_shape: head targets (training).
         pool_size, mask_pool_size, fc_layers_size, pyramid_size,
-            mask_conv_dim: head sizes.
+            mask_conv_dim, rpn_conv_dim: head sizes.
         max_detections, min_confidence, detection_nms_threshold: inference.
         loss_weights: dict of the five loss weights; weight_decay: L2 factor.
 
@@ -139,6 +139,7 @@ class MaskRCNNModel(keras.Model):
         fc_layers_size=1024,
         pyramid_size=256,
         mask_conv_dim=256,
+        rpn_conv_dim=512,
         max_detections=100,
         min_confidence=0.7,
         detection_nms_threshold=0.3,
@@ -178,7 +179,8 @@ class MaskRCNNModel(keras.Model):
         self.weight_decay = weight_decay
 
         self.backbone = build_backbone(backbone, train_bn, pyramid_size)
-        self.rpn = build_rpn_model(anchor_stride, len(anchor_ratios), pyramid_size)
+        self.rpn = build_rpn_model(anchor_stride, len(anchor_ratios), pyramid_size,
+                                   rpn_conv_dim)
         self.classifier = FpnClassifierHead(
             num_classes, pool_size, fc_layers_size, train_bn, name="mrcnn_classifier"
         )
@@ -413,6 +415,7 @@ def build_model(config, mode):
         fc_layers_size=config.FPN_CLASSIF_FC_LAYERS_SIZE,
         pyramid_size=config.TOP_DOWN_PYRAMID_SIZE,
         mask_conv_dim=config.MASK_CONV_DIM,
+        rpn_conv_dim=config.RPN_CONV_DIM,
         max_detections=config.DETECTION_MAX_INSTANCES,
         min_confidence=config.DETECTION_MIN_CONFIDENCE,
         detection_nms_threshold=config.DETECTION_NMS_THRESHOLD,

@@ -76,6 +76,7 @@ class MixedConfig(ShapesConfig):
     FPN_CLASSIF_FC_LAYERS_SIZE = 32
     TOP_DOWN_PYRAMID_SIZE = 32
     MASK_CONV_DIM = 16
+    RPN_CONV_DIM = 24
     MINI_MASK_SHAPE = (28, 28)
     TRAIN_ROIS_PER_IMAGE = 6
     POST_NMS_ROIS_TRAINING = 20
@@ -134,6 +135,7 @@ def test_mixed_precision_trains_with_loss_scaling_and_float32_losses(mixed):
     assert km.dtype_policy.name == "mixed_float16"
     assert km.rpn.compute_dtype == "float16"
     assert km.mask_head.mask_conv1.kernel.shape == (3, 3, 32, 16)  # MASK_CONV_DIM
+    assert km.rpn.get_layer("rpn_conv_shared").kernel.shape == (3, 3, 32, 24)  # RPN_CONV_DIM
     assert isinstance(km.optimizer, keras.optimizers.LossScaleOptimizer)
     assert scaled and all(dtype == tf.float32 for dtype in scaled)
     for name in ("loss", *LOSS_NAMES):

@@ -82,6 +82,12 @@ def test_rpn_model_layout():
     assert rows == read_layout_rows(("rpn_model",))
 
 
+def test_rpn_conv_filters_set_the_shared_width():
+    rpn = build_rpn_model(1, 3, 32, conv_filters=24)
+    assert rpn.get_layer("rpn_conv_shared").kernel.shape == (3, 3, 32, 24)
+    assert rpn.get_layer("rpn_class_raw").kernel.shape == (1, 1, 24, 6)
+
+
 @pytest.mark.parametrize("height,width", [(32, 32), (16, 48)])
 def test_rpn_output_shapes(height, width):
     rpn = build_rpn_model(1, 3, 256)
