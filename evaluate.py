@@ -23,15 +23,9 @@ mrcnn.import_tensorflow_quietly()
 from cityscapes import evaluator, trainer  # noqa: E402
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (exit 2)."""
-
-    def error(self, message):
-        self.exit(trainer.EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
 
 def build_parser():
-    p = Parser(prog="evaluate.py", description=__doc__.split("\n\n")[0],
+    p = trainer.UsageParser(prog="evaluate.py", description=__doc__.split("\n\n")[0],
                formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
     a("--dataset", help=f"Cityscapes folder or 'demo' [${trainer.ENV_VAR}]")

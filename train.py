@@ -23,15 +23,9 @@ from mrcnn.callbacks import NonFiniteLossError  # noqa: E402
 D = trainer.DEFAULTS
 
 
-class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors (exit 2)."""
-
-    def error(self, message):
-        self.exit(trainer.EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
 
 def build_parser():
-    p = Parser(prog="train.py", description=__doc__.split("\n\n")[0],
+    p = trainer.UsageParser(prog="train.py", description=__doc__.split("\n\n")[0],
                formatter_class=argparse.RawDescriptionHelpFormatter,
                epilog="Defaults in brackets; --dataset demo changes some of them (see "
                       "cityscapes/trainer.py DEMO). Precedence: flags > --hparams > the run "

@@ -16,6 +16,7 @@ checkpoints, history.csv, tensorboard/ and config.json written by
 `--weights last`) and summary.json.
 """
 
+import argparse
 import contextlib
 import json
 import math
@@ -287,9 +288,27 @@ def load_initial_weights(model, o):
         raise UsageError(f"--weights {path}: {e}")
 
 
-def _augmentation(o):
+def augmentation_of(o):
+    """The FlipCrop of --augment (None for "none")."""
     flip, crop = AUGMENTATIONS[o["augment"]]
     return FlipCrop(flip=flip, crop=crop, seed=o["seed"]) if flip or crop else None
+
+
+def freeze_of(o):
+    """--freeze "rpn,fpn" -> ("rpn", "fpn")."""
+    return tuple(_csv(o["freeze"]))
+
+
+def mask_cache_of(o):
+    """The mini-mask cache folder of --mask_cache, or None."""
+    return None if o["mask_cache"] in (None, "none") else os.path.expanduser(o["mask_cache"])
+
+
+class UsageParser(argparse.ArgumentParser):
+    """argparse whose errors are one line and exit with 2, as UsageError's."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def _strategy_scope(strategy):
@@ -340,16 +359,15 @@ def run(plan, log=print):
     todo = schedule.remaining(plan["stages"], model.epoch)
     if start_epoch:
         log(f"Continuing {model.log_dir} after epoch {start_epoch}")
-    mask_cache = None if o["mask_cache"] in (None, "none") else os.path.expanduser(
-        o["mask_cache"])
+    mask_cache = mask_cache_of(o)
     for stage in todo:
         if best.stopped:
             break
         log(f"Stage {stage}: layers {stage.layers} to epoch {stage.epochs}, "
             f"lr {o['lr'] * stage.lr_factor:g}")
         model.train(plan["train"], plan["val"], o["lr"] * stage.lr_factor, stage.epochs,
-                    stage.layers, augmentation=_augmentation(o), custom_callbacks=[best],
-                    freeze=tuple(_csv(o["freeze"])), mask_cache=mask_cache)
+                    stage.layers, augmentation=augmentation_of(o), custom_callbacks=[best],
+                    freeze=freeze_of(o), mask_cache=mask_cache)
     summary = {
         "run": model.log_dir, "epochs_run": [start_epoch + 1, model.epoch]
         if model.epoch > start_epoch else [], "last_epoch": model.epoch,

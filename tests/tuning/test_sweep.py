@@ -1,0 +1,137 @@
+"""python -m tuning end to end on the CPU: a tiny Hyperband sweep (64 x 128
+synthetic scenes, ResNet-50 heads, 1 step per epoch) in which a trial
+diverges, Hyperband continues a trial from its checkpoint, and a SIGKILL in
+the middle of a trial is followed by a re-run of the same command that
+finishes the sweep without running the finished trials again.
+
+max_epochs 2, factor 2, --max_trials 4 and oracle seed 2 give, in order:
+trial 0 (lr 1e-4, 1 epoch), trial 1 (lr 1e30: NaN, 1 epoch), trial 2
+(continues trial 0 to epoch 2) and trial 3 (lr 3e-5, epochs 1-2, killed
+after epoch 1)."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cityscapes import trainer
+from cityscapes.synthetic import generate
+from tuning import layout
+from tuning.callbacks import read_epochs
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ENV = {k: v for k, v in os.environ.items()
+       if k != "TF_CPP_MIN_LOG_LEVEL" and not k.startswith("KERASTUNER_")}
+SPACE = {"weights": "none", "backbone": "resnet50", "lr": [1e-4, 1e30, 3e-5],
+         "momentum": 0.9, "weight_decay": 1e-4}
+
+
+def tiny_sweep(dataset, space, directory, *extra):
+    return [sys.executable, "-m", "tuning", "--dataset", dataset, "--stage", "fine",
+            "--optimizer", "sgd", "--space", str(space), "--train_images", "0",
+            "--val_images", "0", "--image_min_dim", "64", "--image_max_dim", "128",
+            "--steps_per_epoch", "1", "--validation_steps", "1", "--layers", "heads",
+            "--mask_cache", "none", "--directory", str(directory), *extra]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cs")
+    generate(out, seed=2, height=64, width=128, images={"train": 3, "val": 2, "test": 0})
+    return str(out)
+
+
+def wait_for_epoch(path, epoch, proc, log, timeout):
+    end = time.time() + timeout
+    while not any(r["epoch"] == epoch for r in read_epochs(path)):
+        if proc.poll() is not None:
+            log.seek(0)
+            pytest.fail(f"the sweep ended (rc {proc.returncode}): {log.read()[-3000:]}")
+        assert time.time() < end, f"epoch {epoch} not in {path} after {timeout} s"
+        time.sleep(0.1)
+
+
+def trial(project, trial_id):
+    with open(os.path.join(layout.trial_dir(project, trial_id), "trial.json")) as f:
+        return json.load(f)
+
+
+def worker_pid(project, trial_id):
+    with open(layout.worker_file(project, trial_id)) as f:
+        return json.load(f)["pid"]
+
+
+@pytest.mark.slow
+def test_nan_continuation_kill_and_resume(tmp_path, dataset):
+    space = tmp_path / "space.json"
+    space.write_text(json.dumps(SPACE))
+    best = tmp_path / "best.json"
+    cmd = tiny_sweep(dataset, space, tmp_path / "sweeps", "--project", "tiny",
+                     "--max_epochs", "2", "--factor", "2", "--max_trials", "4", "--seed", "2",
+                     "--export_best", str(best))
+    project = str(tmp_path / "sweeps" / "tiny")
+    run3 = layout.run_dir(project, "3")
+
+    log = open(tmp_path / "first.log", "w+")
+    first = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_epoch(layout.epochs_file(run3), 1, first, log, timeout=400)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait(30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        log.close()
+    assert not os.path.exists(layout.checkpoint(run3, "cityscapes", 2)), "killed too late"
+    lrs = {t: trial(project, t)["hyperparameters"]["values"]["lr"] for t in "0123"}
+    assert lrs == {"0": 1e-4, "1": 1e30, "2": 1e-4, "3": 3e-5}, (
+        f"the oracle (seed 2) no longer gives the trial order this test expects: {lrs}")
+    assert [trial(project, t)["status"] for t in "0123"] == ["COMPLETED"] * 3 + ["RUNNING"]
+    done_before = {t: (worker_pid(project, t), trial(project, t)["score"]) for t in "012"}
+
+    second = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True,
+                            timeout=400)
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    # Finished trials were not run again; the killed one went on from its epoch 1.
+    assert {t: (worker_pid(project, t), trial(project, t)["score"])
+            for t in "012"} == done_before
+    assert worker_pid(project, "3") != done_before["0"][0]
+    assert (f"trial_3 on tuner0: epochs 2-2 from {run3}/mask_rcnn_cityscapes_0001.h5"
+            in second.stdout)
+    assert "trial_0 on" not in second.stdout and "trial_2 on" not in second.stdout
+    assert [r["epoch"] for r in read_epochs(layout.epochs_file(run3))] == [1, 2]
+    assert layout.checkpoint_epochs(run3) == [2]
+
+    # The NaN trial: worst score, never continued.
+    nan = trial(project, "1")
+    assert nan["status"] == "COMPLETED" and nan["score"] == math.inf
+    with open(layout.non_finite_file(layout.run_dir(project, "1"))) as f:
+        assert "became nan" in json.load(f)["message"]
+
+    # Hyperband's continuation: trial 2 started from trial 0's epoch-1 checkpoint.
+    values = trial(project, "2")["hyperparameters"]["values"]
+    assert (values["tuner/trial_id"], values["tuner/initial_epoch"], values["tuner/epochs"]) == (
+        "0", 1, 2)
+    run0, run2 = layout.run_dir(project, "0"), layout.run_dir(project, "2")
+    assert layout.checkpoint_epochs(run0) == [1] and layout.checkpoint_epochs(run2) == [2]
+    rows0, rows2 = read_epochs(layout.epochs_file(run0)), read_epochs(layout.epochs_file(run2))
+    assert rows2[0] == rows0[0] and [r["epoch"] for r in rows2] == [1, 2]
+    assert trial(project, "2")["score"] == rows2[1]["val_loss"]
+
+    # Results and the export for train.py --hparams.
+    with open(os.path.join(project, "results.json")) as f:
+        data = json.load(f)
+    scores = {t: trial(project, t)["score"] for t in "023"}
+    expected = sorted(["2", "3"], key=scores.get)  # trial 0's configuration is trial 2's
+    assert [b["trial_id"] for b in data["best"]] == expected and data["diverged"] == ["1"]
+    with open(os.path.join(project, "results.md")) as f:
+        text = f.read()
+    assert "## Diverged (NaN / Inf loss)" in text and "| 1 | sgd | 1e+30 |" in text
+    hparams = trainer.read_hparams(str(best))
+    assert hparams == {"optimizer": "sgd", "lr": lrs[expected[0]], "momentum": 0.9,
+                       "weight_decay": 1e-4, "weights": "none", "backbone": "resnet50"}
