@@ -78,7 +78,7 @@ def _check_architecture(architecture):
 
 
 def _bottleneck_block(
-    x, kernel_size, filters, stage, block, train_bn, strides=None
+    x, kernel_size, filters, stage, block, train_bn, strides=None, zero_init_residual=False
 ):
     """One ResNet bottleneck block (Caffe style: stride on the first 1x1).
 
@@ -93,6 +93,8 @@ def _bottleneck_block(
         block: str, 'a', 'b', ...
         train_bn: bool, passed to `BatchNorm`.
         strides: int or None. None makes an identity block.
+        zero_init_residual: bool. True starts the last batch norm's gamma
+            (2c) at 0, so that the block starts as its shortcut.
 
     Returns:
         Symbolic tensor `[B, h / strides, w / strides, filters[2]]`.
@@ -119,7 +121,8 @@ def _bottleneck_block(
     y = keras.layers.Conv2D(
         filters3, 1, use_bias=True, name=conv_name + "2c"
     )(y)
-    y = BatchNorm(train_bn=train_bn, name=bn_name + "2c")(y)
+    y = BatchNorm(train_bn=train_bn, name=bn_name + "2c",
+                  gamma_initializer="zeros" if zero_init_residual else "ones")(y)
 
     if strides is not None:
         shortcut = keras.layers.Conv2D(
@@ -131,13 +134,17 @@ def _bottleneck_block(
     return keras.layers.Activation("relu", name=f"res{prefix}_out")(y)
 
 
-def resnet_graph(image, architecture, train_bn):
+def resnet_graph(image, architecture, train_bn, zero_init_residual=False):
     """Applies Matterport's ResNet to a symbolic image tensor.
 
     Args:
         image: symbolic float tensor `[B, H, W, 3]`, the molded image.
         architecture: "resnet50" or "resnet101".
         train_bn: bool, passed to every `BatchNorm`.
+        zero_init_residual: bool, passed to every block: each residual
+            branch starts at zero (torchvision's option of that name; it
+            only changes the initial weights, so it matters when training
+            from scratch).
 
     Returns:
         List `[C2, C3, C4, C5]` of symbolic tensors (see the module
@@ -156,11 +163,13 @@ def resnet_graph(image, architecture, train_bn):
 
     def stage(x, stage_index, filters, identity_blocks, strides):
         x = _bottleneck_block(
-            x, 3, filters, stage_index, "a", train_bn, strides=strides
+            x, 3, filters, stage_index, "a", train_bn, strides=strides,
+            zero_init_residual=zero_init_residual,
         )
         for i in range(identity_blocks):
             x = _bottleneck_block(
-                x, 3, filters, stage_index, chr(ord("b") + i), train_bn
+                x, 3, filters, stage_index, chr(ord("b") + i), train_bn,
+                zero_init_residual=zero_init_residual,
             )
         return x
 
@@ -232,7 +241,7 @@ def build_fpn(c2, c3, c4, c5, pyramid_size=256):
     return [p2, p3, p4, p5, p6]
 
 
-def build_backbone(architecture, train_bn, pyramid_size=256):
+def build_backbone(architecture, train_bn, pyramid_size=256, zero_init_residual=False):
     """Builds ResNet + FPN as one flat Keras model.
 
     All ResNet and FPN layers are direct layers of the returned model (no
@@ -242,6 +251,7 @@ def build_backbone(architecture, train_bn, pyramid_size=256):
         architecture: "resnet50" or "resnet101".
         train_bn: bool. False freezes the batch-norm statistics.
         pyramid_size: int, channels of the pyramid maps.
+        zero_init_residual: bool, see `resnet_graph`.
 
     Returns:
         `keras.Model` named "backbone" taking the molded image `[B, H, W, 3]`
@@ -250,6 +260,6 @@ def build_backbone(architecture, train_bn, pyramid_size=256):
         s = 4, 8, 16, 32, 64.
     """
     image = keras.Input(shape=(None, None, 3), name="input_image")
-    c2, c3, c4, c5 = resnet_graph(image, architecture, train_bn)
+    c2, c3, c4, c5 = resnet_graph(image, architecture, train_bn, zero_init_residual)
     outputs = build_fpn(c2, c3, c4, c5, pyramid_size=pyramid_size)
     return keras.Model(image, outputs, name="backbone")

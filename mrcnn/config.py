@@ -53,6 +53,10 @@ class Config:
     # Width of the RPN's shared 3x3 convolution, run on every pyramid level
     # (512 in Matterport's weights).
     RPN_CONV_DIM = 512
+    # Start the last batch norm's gamma of each ResNet block at 0 (each block
+    # starts as its shortcut; torchvision's zero_init_residual). Only the
+    # initial weights change: it matters when training from scratch.
+    ZERO_INIT_RESIDUAL = False
 
     # Background included.
     NUM_CLASSES = 1

@@ -91,6 +91,7 @@ class MaskRCNNModel(keras.Model):
             mini_masks, mask_shape: head targets (training).
         pool_size, mask_pool_size, fc_layers_size, pyramid_size,
             mask_conv_dim, rpn_conv_dim: head sizes.
+        zero_init_residual: start each ResNet block's residual branch at 0.
         max_detections, min_confidence, detection_nms_threshold: inference.
         loss_weights: dict of the five loss weights; weight_decay: L2 factor.
 
@@ -140,6 +141,7 @@ class MaskRCNNModel(keras.Model):
         pyramid_size=256,
         mask_conv_dim=256,
         rpn_conv_dim=512,
+        zero_init_residual=False,
         max_detections=100,
         min_confidence=0.7,
         detection_nms_threshold=0.3,
@@ -178,7 +180,7 @@ class MaskRCNNModel(keras.Model):
         self.loss_weights.update(loss_weights or {})
         self.weight_decay = weight_decay
 
-        self.backbone = build_backbone(backbone, train_bn, pyramid_size)
+        self.backbone = build_backbone(backbone, train_bn, pyramid_size, zero_init_residual)
         self.rpn = build_rpn_model(anchor_stride, len(anchor_ratios), pyramid_size,
                                    rpn_conv_dim)
         self.classifier = FpnClassifierHead(
@@ -416,6 +418,7 @@ def build_model(config, mode):
         pyramid_size=config.TOP_DOWN_PYRAMID_SIZE,
         mask_conv_dim=config.MASK_CONV_DIM,
         rpn_conv_dim=config.RPN_CONV_DIM,
+        zero_init_residual=config.ZERO_INIT_RESIDUAL,
         max_detections=config.DETECTION_MAX_INSTANCES,
         min_confidence=config.DETECTION_MIN_CONFIDENCE,
         detection_nms_threshold=config.DETECTION_NMS_THRESHOLD,

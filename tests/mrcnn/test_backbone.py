@@ -225,3 +225,17 @@ def test_batchnorm_matches_matterport_defaults_and_config():
     clone = BatchNorm.from_config(config)
     assert clone.train_bn is True and clone.name == "bn_conv1"
     assert BatchNorm().train_bn is False
+
+
+def test_zero_init_residual_starts_each_block_as_its_shortcut():
+    plain = build_backbone("resnet50", False, 32)
+    zero = build_backbone("resnet50", False, 32, zero_init_residual=True)
+    for model, gamma in ((plain, 1.0), (zero, 0.0)):
+        bn = model.get_layer("bn2a_branch2c")
+        assert float(np.max(np.abs(bn.gamma.numpy() - gamma))) == 0.0
+        assert float(np.min(model.get_layer("bn2a_branch2b").gamma.numpy())) == 1.0
+    # Identity blocks then pass their input through (before the final ReLU).
+    x = np.random.default_rng(0).random((1, 64, 64, 3)).astype(np.float32) * 100
+    c2 = keras.Model(zero.inputs, zero.get_layer("res2b_out").output)
+    before = keras.Model(zero.inputs, zero.get_layer("res2a_out").output)
+    np.testing.assert_allclose(c2(x), np.maximum(before(x), 0), rtol=1e-6)
