@@ -195,6 +195,9 @@ class Shape:
 
 # Random things per non-empty image besides the featured ones: (min, max).
 DEFAULT_EXTRA_THINGS = (3, 8)
+# (min, max) tiny things (bounding box 2-15 px at any image size) per
+# non-empty image: annotation edge cases for the loader's tests.
+DEFAULT_TINY_THINGS = (1, 3)
 
 def _arc(cx, cy, r, a0, a1, n):
     """n points on a circle from angle a0 to a1 (degrees, y up)."""
@@ -861,11 +864,12 @@ def _deleted(rng, scene, objs, empty):
     return Obj(labels[rng.integers(len(labels))], _int_polygon(quad), deleted=True)
 
 
-def _plan(rng, height, width, empty, featured, extra=DEFAULT_EXTRA_THINGS):
+def _plan(rng, height, width, empty, featured, extra=DEFAULT_EXTRA_THINGS,
+          tiny=DEFAULT_TINY_THINGS):
     """The objects of one image in JSON (= drawing) order."""
     scene = Scene(rng, height, width)
     stuff = _sky(rng, scene) + _buildings(rng, scene) + _ground(rng, scene) + _trees(rng, scene)
-    entities = [] if empty else _things(rng, scene, featured, extra)
+    entities = [] if empty else _things(rng, scene, featured, extra, tiny)
     furniture = sorted(_street_furniture(rng, scene), key=lambda e: e.yb)
     furniture = [o for e in furniture for o in e.objs]
     ego = [_ego_vehicle(rng, scene)] if rng.random() < 0.85 else []
@@ -906,7 +910,7 @@ def _plan(rng, height, width, empty, featured, extra=DEFAULT_EXTRA_THINGS):
     return objs
 
 
-def _things(rng, scene, featured, extra=DEFAULT_EXTRA_THINGS):
+def _things(rng, scene, featured, extra=DEFAULT_EXTRA_THINGS, tiny=DEFAULT_TINY_THINGS):
     """The instances and crowds of a non-empty image as Entities, far to near."""
     entities = []
     # The featured things go side by side, one in each vertical strip of the image.
@@ -922,7 +926,7 @@ def _things(rng, scene, featured, extra=DEFAULT_EXTRA_THINGS):
         if name == "train" and "train" in featured:
             name = "car"
         entities.append(_thing(rng, scene, name))
-    entities += [_tiny(rng, scene) for _ in range(int(rng.integers(1, 4)))]
+    entities += [_tiny(rng, scene) for _ in range(int(rng.integers(tiny[0], tiny[1] + 1)))]
     if rng.random() < 0.7:
         entities.append(_crowd(rng, scene))
     for e in entities:
@@ -1103,13 +1107,15 @@ def is_empty(index):
 
 
 def make_example(seed, split, index, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH,
-                 extra=DEFAULT_EXTRA_THINGS):
+                 extra=DEFAULT_EXTRA_THINGS, tiny=DEFAULT_TINY_THINGS):
     """(rgb [H, W, 3] uint8, annotation dict as written to the polygons JSON).
 
-    extra: (min, max) number of random things besides the featured ones.
+    extra: (min, max) number of random things besides the featured ones;
+    tiny: (min, max) number of tiny things.
     """
     rng = image_rng(seed, split, index)
-    objs = _plan(rng, height, width, is_empty(index), featured_classes(split, index), extra)
+    objs = _plan(rng, height, width, is_empty(index), featured_classes(split, index), extra,
+                 tiny)
     rgb = render(rng, objs, height, width)
     annotation = {"imgHeight": height, "imgWidth": width, "objects": [o.to_json() for o in objs]}
     return rgb, annotation
@@ -1164,11 +1170,12 @@ def write_example(out_dir, split, city, stem, rgb, annotation):
 
 
 def generate(out_dir, seed=0, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH, images=None,
-             cities=DEFAULT_CITIES, extra=DEFAULT_EXTRA_THINGS):
+             cities=DEFAULT_CITIES, extra=DEFAULT_EXTRA_THINGS, tiny=DEFAULT_TINY_THINGS):
     """Write a synthetic dataset under out_dir; returns a summary dict.
 
     extra: (min, max) random things per non-empty image besides its 4
-    featured ones (more: busier scenes, e.g. for benchmarks).
+    featured ones (more: busier scenes, e.g. for benchmarks); tiny: (min,
+    max) tiny things per non-empty image (2-15 px; (0, 0) for none).
 
     images: split -> number of images (default DEFAULT_IMAGES); image i of a
     split is in city i % cities. Existing files of the same names are
@@ -1197,7 +1204,7 @@ def generate(out_dir, seed=0, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH, images
     files = 0
     for split in SPLITS:
         for index in range(int(images.get(split, 0))):
-            rgb, annotation = make_example(seed, split, index, height, width, extra)
+            rgb, annotation = make_example(seed, split, index, height, width, extra, tiny)
             city, stem = image_stem(split, index, cities)
             ids = write_example(out_dir, split, city, stem, rgb, annotation)
             files += 4

@@ -221,3 +221,18 @@ def test_small_odd_sizes_work():
             rgb, ann = synthetic.make_example(5, "val", index, height, width)
             assert rgb.shape == (height, width, 3) and rgb.dtype == np.uint8
             assert ann["imgHeight"] == height and ann["objects"]
+
+
+def test_tiny_things_per_image_can_be_set(monkeypatch):
+    calls = []
+    original = synthetic._tiny
+
+    def counting(rng, scene):
+        calls.append(1)
+        return original(rng, scene)
+
+    monkeypatch.setattr(synthetic, "_tiny", counting)
+    for tiny, low, high in (((0, 0), 0, 0), ((2, 2), 2, 2), (synthetic.DEFAULT_TINY_THINGS, 1, 3)):
+        calls.clear()
+        synthetic.make_example(0, "train", 0, 64, 128, tiny=tiny)  # index 0: not empty
+        assert low <= len(calls) <= high, tiny
