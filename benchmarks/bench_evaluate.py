@@ -97,7 +97,7 @@ def main(argv=None):
     if not os.path.exists(marker):
         t = time.time()
         generate(data, seed=0, height=h, width=w, images={"train": 0, "val": args.scenes,
-                                                           "test": 0}, extra=(22, 30))
+                                                           "test": 0}, extra=(45, 60))
         open(marker, "w").close()
         print(f"wrote {args.scenes} scenes of {h}x{w} in {time.time() - t:.0f} s")
     ds = CityscapesDataset()

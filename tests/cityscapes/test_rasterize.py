@@ -256,24 +256,30 @@ def test_missing_json_names_the_file(tmp_path):
     assert "nope.json" in str(info.value)
 
 
-def test_read_instance_ids_png(tmp_path):
+@pytest.mark.parametrize("use_tensorflow", [False, True])
+def test_read_instance_ids_png(tmp_path, use_tensorflow):
     path = tmp_path / "scene.json"
-    ids = official_ids(write_json(path, STREET))
+    ids = official_ids(write_json(path, STREET)).copy()
+    ids[0, :3] = [65535, 33001, 1]  # the whole 16-bit range, unscaled
     png = write_ids_png(tmp_path / "x_gtFine_instanceIds.png", ids)
-    read = read_instance_ids_png(png)
+    read = read_instance_ids_png(png, use_tensorflow=use_tensorflow)
     assert read.dtype == np.int32
     np.testing.assert_array_equal(read, ids)
 
 
-@pytest.mark.parametrize("kind", ["garbage", "rgb", "missing"])
-def test_read_instance_ids_png_errors(tmp_path, kind):
+@pytest.mark.parametrize("use_tensorflow", [False, True])
+@pytest.mark.parametrize("kind", ["garbage", "rgb", "missing", "truncated"])
+def test_read_instance_ids_png_errors(tmp_path, kind, use_tensorflow):
     path = tmp_path / "x_gtFine_instanceIds.png"
     if kind == "garbage":
         path.write_bytes(b"\x89PNG not really")
     elif kind == "rgb":
         Image.new("RGB", (4, 3)).save(path)
+    elif kind == "truncated":
+        Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 7).save(path)
+        path.write_bytes(path.read_bytes()[:-40])
     with pytest.raises(CityscapesDataError) as info:
-        read_instance_ids_png(path)
+        read_instance_ids_png(path, use_tensorflow=use_tensorflow)
     assert str(path) in str(info.value)
 
 
