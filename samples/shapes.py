@@ -31,6 +31,12 @@ class ShapesConfig(Config):
     IMAGE_MIN_DIM = 128
     IMAGE_MAX_DIM = 128
     RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
+    # Narrower than Matterport's 256 / 1024 / 256 / 512: from scratch on a
+    # CPU the heads would cost more than the backbone.
+    TOP_DOWN_PYRAMID_SIZE = 128
+    FPN_CLASSIF_FC_LAYERS_SIZE = 256
+    MASK_CONV_DIM = 128
+    RPN_CONV_DIM = 128
     TRAIN_ROIS_PER_IMAGE = 32
     POST_NMS_ROIS_TRAINING = 200
     POST_NMS_ROIS_INFERENCE = 100
