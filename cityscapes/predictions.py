@@ -52,12 +52,9 @@ def read_coco_results(path, sizes, num_classes):
     unknown images, unknown classes, or malformed entries.
     """
     try:
-        with open(path, encoding="utf-8") as f:
-            entries = json.load(f)
-    except OSError as e:
-        raise PredictionsError(f"{path}: cannot read it ({e.strerror or e})")
+        entries = files.read_json(path)
     except ValueError as e:
-        raise PredictionsError(f"{path}: not valid JSON ({e})")
+        raise PredictionsError(str(e))
     if not isinstance(entries, list):
         raise PredictionsError(f"{path}: expected a JSON list of detections")
     required = ("image_id", "category_id", "segmentation", "score")

@@ -73,12 +73,9 @@ class UsageError(ValueError):
 # ------------------------------------------------------------------ options
 def _read_json(path, what):
     try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as e:
-        raise UsageError(f"{what} {path}: cannot read it ({e.strerror or e})")
+        data = files.read_json(path)
     except ValueError as e:
-        raise UsageError(f"{what} {path}: not valid JSON ({e})")
+        raise UsageError(f"{what} {e}")
     if not isinstance(data, dict):
         raise UsageError(f"{what} {path}: expected a JSON object of option names to values")
     return data

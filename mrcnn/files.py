@@ -1,4 +1,5 @@
-"""Atomic file writes: a file is complete under its final name, or absent.
+"""Atomic file writes (a file is complete under its final name, or absent),
+and JSON reads that name the file when they fail.
 
 The content goes to a temporary file in the same folder, is synced, then
 moved onto the final path with `os.replace` (atomic on POSIX and Windows);
@@ -7,6 +8,7 @@ file behind.
 """
 
 import contextlib
+import json
 import os
 import uuid
 
@@ -31,3 +33,15 @@ def write_text(path, text):
     """Write `text` (UTF-8) to `path` atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         f.write(text)
+
+
+def read_json(path):
+    """The JSON value stored in `path`; ValueError naming the file when it
+    cannot be read or is not valid JSON."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
+    except ValueError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None

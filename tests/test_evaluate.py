@@ -237,3 +237,14 @@ def test_checkpoints_of_the_same_name_get_their_run_folder_as_prefix(root, tmp_p
     assert [m["name"] for m in plan["models"]] == ["run_a/mask_rcnn_demo_0004",
                                                   "run_b/mask_rcnn_demo_0004"]
     assert plan["models"][0]["classes"] == list(INSTANCE_CLASSES)
+
+
+def test_unreadable_predictions_file_exit_2(root, tmp_path, capsys):
+    bad = tmp_path / "broken.json"
+    bad.write_text("[{")
+    for path, message in ((bad, "not valid JSON"), (tmp_path / "none.json", "cannot read it")):
+        with pytest.raises(SystemExit) as e:
+            evaluate.main(["--dataset", root, "--predictions", str(path)])
+        assert e.value.code == 2
+        err = capsys.readouterr().err
+        assert str(path) in err and message in err
