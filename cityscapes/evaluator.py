@@ -41,7 +41,7 @@ COCO_NUM_CLASSES = 81
 
 
 # ------------------------------------------------------------------ planning
-def _model_spec(o, spec, index):
+def _model_spec(o, spec):
     """(checkpoint path, config, class names or None) of one --weights value."""
     if spec == "coco" and not o["zero_shot"]:
         raise UsageError("--weights coco is the 81-class COCO model: add --zero-shot")
@@ -114,7 +114,7 @@ def prepare(options):
     root = trainer.dataset_root(o)
     models = []
     for i, spec in enumerate(o["weights"]):
-        path, config, classes = _model_spec(o, spec, i)
+        path, config, classes = _model_spec(o, spec)
         models.append({"name": names[i] if names else _default_name(spec, path, i),
                        "path": path, "config": config,
                        "classes": classes, "zero_shot": o["zero_shot"]})

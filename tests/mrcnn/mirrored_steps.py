@@ -59,6 +59,8 @@ class StepConfig(ShapesConfig):
     IMAGE_MAX_DIM = SIZE
     FPN_CLASSIF_FC_LAYERS_SIZE = 32
     TOP_DOWN_PYRAMID_SIZE = 32
+    MASK_CONV_DIM = 256  # Matterport's widths, whatever the shapes sample uses
+    RPN_CONV_DIM = 512
     MINI_MASK_SHAPE = (28, 28)
     RPN_TRAIN_ANCHORS_PER_IMAGE = 1024  # >= the 1023 anchors of 64 x 64
     POST_NMS_ROIS_TRAINING = 8
