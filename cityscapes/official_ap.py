@@ -82,6 +82,7 @@ from cityscapesscripts.helpers.labels import id2label
 from cityscapesscripts.helpers.labels import labels as _LABELS
 
 from cityscapes.labels import EVALUATED_CLASSES, label_by_name
+from cityscapes.rasterize import INSTANCE_FACTOR, label_of_value
 from mrcnn import rle
 
 # IoU thresholds [T], built as the script builds them.
@@ -90,19 +91,11 @@ OVERLAPS = np.arange(0.5, 1., 0.05)
 AP50_INDEX = int(np.flatnonzero(np.isclose(OVERLAPS, 0.5))[0])
 # Scored gt instances have at least this many pixels.
 MIN_REGION_SIZE = 100
-# Values >= this are instances (labelId * 1000 + k), below are label ids.
-INSTANCE_ID_MIN = 1000
 # The evaluated classes [K] and their label ids, in the script's order.
 CLASS_NAMES = EVALUATED_CLASSES
 CLASS_LABEL_IDS = np.array([label_by_name(n).id for n in CLASS_NAMES], np.int64)
 # Values whose pixels are void: the ids of the ignoreInEval labels.
 VOID_IDS = np.array(sorted(label.id for label in _LABELS if label.ignoreInEval), np.int64)
-
-
-def label_of_value(values):
-    """Label id of each id-image value [U] (instance.py: v if v < 1000 else v // 1000)."""
-    values = np.asarray(values, np.int64)
-    return np.where(values < INSTANCE_ID_MIN, values, values // INSTANCE_ID_MIN)
 
 
 def class_index(label_ids):
@@ -122,7 +115,7 @@ def ignore_share(overlaps, pred_class, gt_class):
     values, pixels = overlaps["values"], overlaps["value_pixels"]
     inter, areas = overlaps["intersection"], overlaps["areas"]
     void = inter[:, np.isin(values, VOID_IDS)].sum(axis=1)
-    weight = (values < INSTANCE_ID_MIN).astype(np.int64) + (pixels < MIN_REGION_SIZE)
+    weight = (values < INSTANCE_FACTOR).astype(np.int64) + (pixels < MIN_REGION_SIZE)
     same = (pred_class[:, None] == gt_class[None, :]) & (gt_class >= 0)[None, :]
     ignored = void + (np.where(same, inter, 0) * weight).sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -161,7 +154,7 @@ def match_image(overlaps, label_ids, scores):
     cols = gt_class >= 0
     pred_class, score, area = pred_class[keep], scores[keep], areas[keep]
     gt_class, gt_pixels = gt_class[cols], pixels[cols]  # [G]
-    scored = (values[cols] >= INSTANCE_ID_MIN) & (gt_pixels >= MIN_REGION_SIZE)  # [G]
+    scored = (values[cols] >= INSTANCE_FACTOR) & (gt_pixels >= MIN_REGION_SIZE)  # [G]
     same_inter = np.where(pred_class[:, None] == gt_class[None, :], inter[keep][:, cols], 0)
 
     # The script divides a Python float by an int sum: the same float64 division.

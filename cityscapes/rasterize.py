@@ -178,6 +178,27 @@ def instance_id_image(annotation):
     return np.asarray(image, dtype=np.int32)
 
 
+def label_of_value(values):
+    """Label id of each id-image value [U]: v // 1000 for an instance
+    (v >= 1000), v itself for a group or stuff (instance.py's rule)."""
+    values = np.asarray(values, np.int64)
+    return np.where(values < INSTANCE_FACTOR, values, values // INSTANCE_FACTOR)
+
+
+def value_classes(values, class_map):
+    """What each value of an instance id image is for a class map.
+
+    values: [U]. Returns (instance [U] bool: an instance of a mapped class,
+    crowd [U] bool: a group region of a mapped class (its label id, < 1000),
+    class_ids [U] int32: our class id of the value's label, 0 if unmapped).
+    """
+    values = np.asarray(values, np.int64)
+    class_ids = np.array([class_map.class_id(v) for v in label_of_value(values)],
+                         dtype=np.int32).reshape(-1)
+    is_instance = values >= INSTANCE_FACTOR
+    return is_instance & (class_ids > 0), ~is_instance & (class_ids > 0), class_ids
+
+
 def instances_from_id_image(ids, class_map):
     """Instance id image -> label map of instances and crowd regions.
 
@@ -199,15 +220,7 @@ def instances_from_id_image(ids, class_map):
     if ids.ndim != 2:
         raise ValueError(f"ids must be [H, W], got shape {ids.shape}")
     values, _, inverse = present_values(ids)
-    label_ids = values // INSTANCE_FACTOR
-    is_instance = values >= INSTANCE_FACTOR
-    class_of = np.array(
-        [class_map.class_id(v) for v in np.where(is_instance, label_ids, values)],
-        dtype=np.int32,
-    ).reshape(-1)
-    # Crowd regions: group values (< 1000) that are a mapped class's label id.
-    crowd = ~is_instance & (class_of > 0)
-    keep_instance = is_instance & (class_of > 0)
+    keep_instance, crowd, class_of = value_classes(values, class_map)
     order = np.concatenate([np.flatnonzero(keep_instance), np.flatnonzero(crowd)])
     # `values` is sorted, so crowd regions come in label id = class id order.
     class_ids = np.concatenate([class_of[keep_instance], -class_of[crowd]]).astype(np.int32)

@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from cityscapes.labels import EVALUATED_CLASSES
+from cityscapes.rasterize import value_classes
 from mrcnn import evaluation, rle, visualize
 from mrcnn.coco_eval import SUMMARY_KEYS
 
@@ -207,10 +208,8 @@ def _image_pictures(folder, model, stem, dataset, image_id, preds, proposals, cl
                                      preds["scores"])
     paths.append(_save(folder, f"{model}_{stem}_detections.png", drawn))
     # Ground truth vs detections at IoU 0.5.
-    from cityscapes.scoring import ground_truth
-
     ov = rle.overlap_counts(ids, preds["rles"])
-    instance, _, class_ids = ground_truth(ov["values"], class_map)
+    instance, _, class_ids = value_classes(ov["values"], class_map)
     gt_masks = ids[..., None] == ov["values"][instance][None, None, :]
     ev = evaluation.MatterportEval(names, thresholds=(0.5,))
     ev.add_image(stem, class_ids[instance], preds["class_ids"], preds["scores"],

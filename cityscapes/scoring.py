@@ -26,23 +26,9 @@ import numpy as np
 
 from cityscapes.labels import EVALUATED_CLASSES
 from cityscapes.official_ap import CityscapesInstanceEval
-from cityscapes.rasterize import INSTANCE_FACTOR
+from cityscapes.rasterize import value_classes
 from mrcnn import evaluation, rle
 from mrcnn.coco_eval import CocoEval
-
-
-def ground_truth(values, class_map):
-    """Which values of an instance id image are ground truth for us.
-
-    values: [U] distinct ids. Returns (instance [U] bool, crowd [U] bool,
-    class_ids [U] int32: our class id of each value's label, 0 for labels
-    we do not score).
-    """
-    values = np.asarray(values, np.int64)
-    is_instance = values >= INSTANCE_FACTOR
-    label_ids = np.where(is_instance, values // INSTANCE_FACTOR, values)
-    class_ids = np.array([class_map.class_id(v) for v in label_ids], np.int32).reshape(-1)
-    return is_instance & (class_ids > 0), ~is_instance & (class_ids > 0), class_ids
 
 
 class Scorer:
@@ -67,7 +53,7 @@ class Scorer:
         height, width = gt_ids.shape
         rles = predictions["rles"]
         ov = rle.overlap_counts(gt_ids, rles)
-        instance, crowd, class_ids = ground_truth(ov["values"], self.class_map)
+        instance, crowd, class_ids = value_classes(ov["values"], self.class_map)
         iou = evaluation.iou_from_overlaps(ov["intersection"][:, instance].T,
                                            ov["value_pixels"][instance], ov["areas"])
         pred_classes = np.asarray(predictions["class_ids"], np.int32)
