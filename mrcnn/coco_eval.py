@@ -28,15 +28,9 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from mrcnn import rle
+
 SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
-
-
-def _compressed(rle):
-    counts = rle["counts"]
-    if isinstance(counts, list):
-        return mask_utils.frPyObjects(rle, *rle["size"])
-    return {"size": list(rle["size"]),
-            "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
 
 
 class CocoEval:
@@ -57,7 +51,7 @@ class CocoEval:
         Returns the image's COCO id."""
         image_id = len(self._images) + 1
         self._images.append({"id": image_id, "height": int(height), "width": int(width)})
-        gt_rles = [_compressed(r) for r in gt_rles]
+        gt_rles = [rle.for_pycocotools(r) for r in gt_rles]
         if gt_rles:
             areas = mask_utils.area(gt_rles)
             boxes = mask_utils.toBbox(gt_rles)
@@ -65,7 +59,7 @@ class CocoEval:
                 self._gt.append({"id": len(self._gt) + 1, "image_id": image_id,
                                  "category_id": int(c), "segmentation": r, "area": float(a),
                                  "bbox": [float(v) for v in b], "iscrowd": int(bool(crowd))})
-        pred_rles = [_compressed(r) for r in pred_rles]
+        pred_rles = [rle.for_pycocotools(r) for r in pred_rles]
         if pred_rles:
             if pred_boxes is None:
                 boxes = mask_utils.toBbox(pred_rles)

@@ -56,9 +56,7 @@ def mask_iou(masks1, masks2):
     pixels = masks1.shape[0] * masks1.shape[1]
     a = masks1.reshape(pixels, masks1.shape[-1]).astype(np.float32)
     b = masks2.reshape(pixels, masks2.shape[-1]).astype(np.float32)
-    inter = a.T @ b
-    union = a.sum(0)[:, None] + b.sum(0)[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1.0), 0.0).astype(np.float32)
+    return iou_from_overlaps(a.T @ b, a.sum(0), b.sum(0))
 
 
 def iou_from_overlaps(intersection, gt_pixels, pred_pixels):

@@ -40,19 +40,17 @@ def decode(rles, height, width):
     """Masks [H, W, N] bool from compressed or uncompressed RLEs."""
     if not len(rles):
         return np.zeros((height, width, 0), bool)
-    return mask_utils.decode(_as_compressed(rles, height, width)).astype(bool)
+    return mask_utils.decode([for_pycocotools(r) for r in rles]).astype(bool)
 
 
-def _as_compressed(rles, height, width):
-    out = []
-    for r in rles:
-        counts = r["counts"]
-        if isinstance(counts, list):
-            out.append(mask_utils.frPyObjects(r, height, width))
-        else:
-            out.append({"size": list(r["size"]),
-                        "counts": counts.encode("ascii") if isinstance(counts, str) else counts})
-    return out
+def for_pycocotools(rle):
+    """One RLE (compressed str/bytes or uncompressed list counts) as the
+    dict with bytes counts that pycocotools' functions take."""
+    counts = rle["counts"]
+    if isinstance(counts, list):
+        return mask_utils.frPyObjects(rle, *rle["size"])
+    return {"size": list(rle["size"]),
+            "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
 
 
 def counts_of(rles):
