@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from mrcnn import weights
+from mrcnn.optimizers import FusedAdam
 
 # Matterport's named layer selections (regular expressions on layer names).
 LAYER_REGEX = {
@@ -56,13 +57,14 @@ def set_trainable(model, layers, freeze=()):
 
 
 def make_optimizer(name, learning_rate, momentum=0.9, clip_norm=5.0):
-    """SGD with momentum (Matterport) or Adam with beta_1 = momentum, each
-    gradient clipped to clip_norm."""
+    """SGD with momentum (Matterport) or Adam with beta_1 = momentum (its
+    update in one fused kernel: mrcnn/optimizers.py), each gradient clipped
+    to clip_norm."""
     clip = clip_norm or None
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, clipnorm=clip)
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=momentum, clipnorm=clip)
+        return FusedAdam(learning_rate=learning_rate, beta_1=momentum, clipnorm=clip)
     raise ValueError(f"unknown optimizer {name!r}; expected 'sgd' or 'adam'")
 
 

@@ -61,6 +61,11 @@ def test_the_batch_must_split_over_the_replicas(mirrored):
     assert "2 replicas" in mirrored["odd_batch_error"]
 
 
+def test_fused_adam_under_the_strategy_is_keras_adam(mirrored):
+    assert mirrored["fused_adam_moved"] > 1e-3
+    assert mirrored["fused_adam_max_diff"] < 1e-6
+
+
 def test_make_strategy_one_device_or_a_clear_error():
     assert training.make_strategy(1) is None
     assert training.make_strategy(0) is None
