@@ -34,7 +34,7 @@ def build_parser():
     a("--dataset", help=f"Cityscapes folder (leftImg8bit/, gtFine/) or 'demo' "
                         f"[${trainer.ENV_VAR}]")
     a("--weights", help="coco | imagenet | last | none | PATH to a .h5 [coco; demo: none]")
-    a("--backbone", choices=trainer.BACKBONES, help=f"[{D['backbone']}; demo: resnet50]")
+    a("--backbone", choices=trainer.BACKBONES, help=f"[{D['backbone']}; demo: {trainer.DEMO['backbone']}]")
     a("--optimizer", choices=trainer.OPTIMIZERS, help=f"[{D['optimizer']}; demo: adam]")
     a("--lr", type=float, help=f"base learning rate [{D['lr']:g}]")
     a("--momentum", type=float, help=f"SGD momentum, Adam beta_1 [{D['momentum']}]")

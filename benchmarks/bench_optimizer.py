@@ -1,12 +1,12 @@
 """Time one optimizer update of the demo model's trainable weights.
 
-    .venv/bin/python -m benchmarks.bench_optimizer [--calls 10]
+    .venv/bin/python -m benchmarks.bench_optimizer [--backbone resnet14] [--calls 10]
 
 The update alone (`optimizer.apply(grads, variables)` in a tf.function, the
 gradients fixed random tensors) for: Keras' Adam with and without clipnorm,
 mrcnn.optimizers.FusedAdam with and without clipnorm, and Keras' SGD with
 momentum. The variables are those of `MaskRCNN("training", DemoConfig())`
-with every layer trainable (the demo trains "all"). Median of the calls
+(with --backbone's ResNet) with every layer trainable (the demo trains "all"). Median of the calls
 after 3 warm-up calls. Figures: docs/benchmarks.md.
 """
 
@@ -35,6 +35,7 @@ def median_seconds(fn, calls, warmup=3):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=10, help="timed calls per optimizer")
+    parser.add_argument("--backbone", default="resnet14", help="DemoConfig.BACKBONE [resnet14]")
     args = parser.parse_args(argv)
 
     import keras
@@ -45,14 +46,17 @@ def main(argv=None):
     from mrcnn.model import MaskRCNN
     from mrcnn.optimizers import FusedAdam
 
+    class Config(DemoConfig):
+        BACKBONE = args.backbone
+
     keras.utils.set_random_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        km = MaskRCNN("training", DemoConfig(), tmp).keras_model
+        km = MaskRCNN("training", Config(), tmp).keras_model
     training.set_trainable(km, "all")
     variables = km.trainable_variables
     grads = [tf.random.normal(v.shape) * 1e-3 for v in variables]
     count = sum(int(tf.size(v)) for v in variables)
-    print(f"{len(variables)} variables, {count / 1e6:.1f} M weights, "
+    print(f"{args.backbone}: {len(variables)} variables, {count / 1e6:.1f} M weights, "
           f"{os.cpu_count()} CPU cores, TensorFlow {tf.__version__}, Keras {keras.__version__}")
     cases = {
         "keras Adam, clipnorm 5": lambda: keras.optimizers.Adam(1e-4, clipnorm=5.0),

@@ -1,4 +1,4 @@
-"""ResNet-50/101 + FPN backbone with Matterport's layer names.
+"""ResNet-50/101 (and -14) + FPN backbone with Matterport's layer names.
 
 Every layer that carries weights is named exactly as in Matterport's
 `mrcnn/model.py` (`conv1`, `bn_conv1`, `res{stage}{block}_branch2a`, ...,
@@ -24,8 +24,10 @@ import keras
 
 # Residual blocks of stages 2..5 (res2..res5 / keras-applications conv2..conv5):
 # one conv block 'a', then identity blocks 'b', 'c', ... (stage 4 of
-# resnet101: 'b'..'w').
-RESNET_BLOCKS = {"resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
+# resnet101: 'b'..'w'). resnet14 (timm's name for this depth: 1 + 4 x 3
+# convolutions + the classifier) keeps only the conv block of each stage:
+# a third of resnet50's cost, for training from scratch on a CPU (the demo).
+RESNET_BLOCKS = {"resnet14": (1, 1, 1, 1), "resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
 ARCHITECTURES = tuple(RESNET_BLOCKS)
 
 
@@ -139,7 +141,7 @@ def resnet_graph(image, architecture, train_bn, zero_init_residual=False):
 
     Args:
         image: symbolic float tensor `[B, H, W, 3]`, the molded image.
-        architecture: "resnet50" or "resnet101".
+        architecture: "resnet14", "resnet50" or "resnet101".
         train_bn: bool, passed to every `BatchNorm`.
         zero_init_residual: bool, passed to every block: each residual
             branch starts at zero (torchvision's option of that name; it
@@ -182,10 +184,10 @@ def resnet_graph(image, architecture, train_bn, zero_init_residual=False):
 
 
 def build_resnet(architecture, train_bn):
-    """Builds Matterport's ResNet-50/101 as a Keras model.
+    """Builds Matterport's ResNet-50/101 (or ResNet-14) as a Keras model.
 
     Args:
-        architecture: "resnet50" or "resnet101".
+        architecture: "resnet14", "resnet50" or "resnet101".
         train_bn: bool. False freezes the batch-norm statistics.
 
     Returns:
@@ -248,7 +250,7 @@ def build_backbone(architecture, train_bn, pyramid_size=256, zero_init_residual=
     nested ResNet model), each named as in Matterport.
 
     Args:
-        architecture: "resnet50" or "resnet101".
+        architecture: "resnet14", "resnet50" or "resnet101".
         train_bn: bool. False freezes the batch-norm statistics.
         pyramid_size: int, channels of the pyramid maps.
         zero_init_residual: bool, see `resnet_graph`.

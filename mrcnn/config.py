@@ -18,7 +18,9 @@ import json
 import numpy as np
 
 RESIZE_MODES = ("none", "square", "pad64", "crop", "fit64")
-BACKBONES = ("resnet50", "resnet101")
+BACKBONES = ("resnet14", "resnet50", "resnet101")
+# The backbones with published ImageNet weights (keras-applications).
+IMAGENET_BACKBONES = ("resnet50", "resnet101")
 OPTIMIZERS = ("sgd", "adam")
 LOSS_NAMES = (
     "rpn_class_loss",
@@ -42,7 +44,8 @@ class Config:
     STEPS_PER_EPOCH = 1000
     VALIDATION_STEPS = 50
 
-    # "resnet50" or "resnet101".
+    # "resnet50" or "resnet101" (Matterport), or "resnet14" (one bottleneck
+    # block per stage: for training from scratch on a CPU; no published weights).
     BACKBONE = "resnet101"
     BACKBONE_STRIDES = [4, 8, 16, 32, 64]
     FPN_CLASSIF_FC_LAYERS_SIZE = 1024

@@ -12,7 +12,7 @@ import shutil
 import urllib.request
 
 from mrcnn import files
-from mrcnn.config import BACKBONES
+from mrcnn.config import IMAGENET_BACKBONES
 
 COCO_WEIGHTS_URL = (
     "https://github.com/matterport/Mask_RCNN/releases/download/v2.0/mask_rcnn_coco.h5"
@@ -27,8 +27,9 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 def imagenet_weights_url(backbone):
     """URL of the keras-applications ImageNet no-top weights for ``backbone``."""
-    if backbone not in BACKBONES:
-        raise ValueError(f"Unknown backbone {backbone!r}; expected one of {list(BACKBONES)}")
+    if backbone not in IMAGENET_BACKBONES:
+        raise ValueError(f"No published ImageNet weights for backbone {backbone!r}; "
+                         f"they exist for {list(IMAGENET_BACKBONES)}")
     return IMAGENET_WEIGHTS_URL_TEMPLATE.format(backbone=backbone)
 
 

@@ -49,6 +49,7 @@ import numpy as np
 
 from mrcnn import files
 from mrcnn.backbone import RESNET_BLOCKS
+from mrcnn.config import IMAGENET_BACKBONES
 
 
 # keras-applications block conv index -> Matterport branch name.
@@ -177,9 +178,9 @@ def _layer_names(f, path):
 def file_backbone(path):
     """The ResNet of a Matterport-layout weights file, from its layer names.
 
-    -> "resnet50" | "resnet101" (by the number of stage-4 blocks, res4a...),
-    or None when the file has no stage-4 layers (e.g. heads only). Reads the
-    names only, so it is quick even for a 250 MB file.
+    -> "resnet14" | "resnet50" | "resnet101" (by the number of stage-4
+    blocks, res4a...), or None when the file has no stage-4 layers (e.g.
+    heads only). Reads the names only, so it is quick even for a 250 MB file.
     """
     path = os.fspath(path)
     with _open_h5(path) as f:
@@ -553,9 +554,10 @@ def load_weights(model, path, by_name=False, exclude=None):
 
 
 def _check_backbone(backbone):
-    if backbone not in RESNET_BLOCKS:
+    if backbone not in IMAGENET_BACKBONES:
         raise ValueError(
-            f"Unknown backbone {backbone!r}; expected one of {sorted(RESNET_BLOCKS)}"
+            f"No keras-applications ImageNet ResNet for backbone {backbone!r}; "
+            f"expected one of {list(IMAGENET_BACKBONES)}"
         )
 
 

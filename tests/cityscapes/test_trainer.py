@@ -23,7 +23,7 @@ def options(**explicit):
 
 def test_precedence_flags_over_hparams_over_demo_over_defaults(tmp_path):
     o = trainer.resolve_options({"dataset": "demo"})
-    assert o["backbone"] == "resnet50" and o["weights"] == "none"  # demo
+    assert o["backbone"] == "resnet14" and o["weights"] == "none"  # demo
     assert o["momentum"] == trainer.DEFAULTS["momentum"]           # default
     hp = tmp_path / "best.json"
     hp.write_text(json.dumps({"lr": 3e-5, "momentum": 0.95, "optimizer": "sgd"}))
@@ -47,6 +47,8 @@ def test_dataset_from_environment(monkeypatch, root):
     (dict(freeze="rpn,heads"), r"unknown parts \['heads'\]"),
     (dict(weights="nowhere.h5"), "--weights nowhere.h5: no such file"),
     (dict(weights="coco", backbone="resnet50"), "COCO weights are ResNet-101"),
+    (dict(weights="imagenet", backbone="resnet14"), "no published ImageNet weights for "
+                                                    "resnet14 .* use --weights none"),
 ])
 def test_bad_values(root, explicit, message):
     with pytest.raises(trainer.UsageError, match=message):

@@ -2,6 +2,7 @@
 
 import ast
 import pathlib
+import re
 
 import keras
 import numpy as np
@@ -160,6 +161,20 @@ def test_resnet_output_shapes():
     assert tuple(c3.shape) == (1, 8, 16, 512)
     assert tuple(c4.shape) == (1, 4, 8, 1024)
     assert tuple(c5.shape) == (1, 2, 4, 2048)
+
+
+def test_resnet14_is_resnet50_with_only_the_first_block_of_each_stage():
+    small, r50 = build_resnet("resnet14", train_bn=False), build_resnet("resnet50", train_bn=False)
+    c2, c3, c4, c5 = small(np.zeros((1, 64, 128, 3), "float32"))
+    assert [tuple(c.shape) for c in (c2, c3, c4, c5)] == [
+        (1, 16, 32, 256), (1, 8, 16, 512), (1, 4, 8, 1024), (1, 2, 4, 2048)]
+    shapes = {w.path: tuple(w.shape) for w in small.weights}
+    first = re.compile(r"conv1|bn_conv1|(res|bn)[2-5]a_branch.*")
+    first_blocks = {w.path: tuple(w.shape) for w in r50.weights
+                    if first.fullmatch(w.path.split("/")[0])}
+    assert shapes == first_blocks
+    assert {w.path.split("/")[0][:5] for w in small.weights if w.path.startswith("res")} == {
+        "res2a", "res3a", "res4a", "res5a"}
 
 
 def test_unknown_architecture_raises():

@@ -43,6 +43,11 @@ def test_get_weights_file_without_download_says_where_and_how(tmp_path):
     assert "MRCNN_WEIGHTS_DIR" in msg
 
 
+def test_no_imagenet_file_for_resnet14(tmp_path):
+    with pytest.raises(ValueError, match="No published ImageNet weights for backbone 'resnet14'"):
+        W.get_weights_file("imagenet", "resnet14", cache_dir=tmp_path, download=False)
+
+
 def test_get_weights_file_download_failure_message(tmp_path, monkeypatch):
     def unreachable(url, timeout):
         raise OSError(f"unreachable host for {url} (timeout {timeout})")

@@ -634,6 +634,20 @@ def test_file_backbone_and_classes_of_matterport_files(tmp_path, tsv, backbone):
     assert W.file_num_classes(path) == 81
 
 
+def test_file_backbone_of_a_resnet14_checkpoint(tmp_path):
+    from mrcnn.backbone import build_backbone
+
+    path = tmp_path / "r14.h5"
+    W.save_weights(build_backbone("resnet14", train_bn=False, pyramid_size=8), path)
+    assert W.file_backbone(path) == "resnet14"
+
+
+def test_no_imagenet_weights_for_resnet14():
+    with pytest.raises(ValueError, match="No keras-applications ImageNet ResNet for backbone "
+                                         "'resnet14'"):
+        W.imagenet_name_map("resnet14")
+
+
 def test_file_backbone_without_resnet_layers_is_none(tmp_path):
     path = tmp_path / "heads.h5"
     write_raw_legacy(path, [("mrcnn_mask", [("mrcnn_mask/kernel:0", np.zeros((1,)))])])
