@@ -24,9 +24,10 @@ import keras
 
 # Residual blocks of stages 2..5 (res2..res5 / keras-applications conv2..conv5):
 # one conv block 'a', then identity blocks 'b', 'c', ... (stage 4 of
-# resnet101: 'b'..'w'). resnet14 (timm's name for this depth: 1 + 4 x 3
-# convolutions + the classifier) keeps only the conv block of each stage:
-# a third of resnet50's cost, for training from scratch on a CPU (the demo).
+# resnet101: 'b'..'w'). resnet14 keeps only the conv block 'a' of each stage
+# (14 layers counting the stem, 4 x 3 convolutions and a classifier; timm's
+# resnet14t has this depth with another stem): a third of resnet50's cost,
+# for training from scratch on a CPU (the demo).
 RESNET_BLOCKS = {"resnet14": (1, 1, 1, 1), "resnet50": (3, 4, 6, 3), "resnet101": (3, 4, 23, 3)}
 ARCHITECTURES = tuple(RESNET_BLOCKS)
 
