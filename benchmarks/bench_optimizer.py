@@ -6,30 +6,21 @@ The update alone (`optimizer.apply(grads, variables)` in a tf.function, the
 gradients fixed random tensors) for: Keras' Adam with and without clipnorm,
 mrcnn.optimizers.FusedAdam with and without clipnorm, and Keras' SGD with
 momentum. The variables are those of `MaskRCNN("training", DemoConfig())`
-(with --backbone's ResNet) with every layer trainable (the demo trains "all"). Median of the calls
-after 3 warm-up calls. Figures: docs/benchmarks.md.
+(with --backbone's ResNet) with every layer trainable (the demo trains
+"all"). Median of the calls after 3 warm-up calls (bench_model's
+`timed_calls`). Figures: docs/benchmarks.md.
 """
 
 import argparse
 import os
+import math
 import statistics
 import sys
 import tempfile
-import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
-
-
-def median_seconds(fn, calls, warmup=3):
-    times = []
-    for i in range(warmup + calls):
-        start = time.perf_counter()
-        fn()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main(argv=None):
@@ -41,6 +32,7 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
+    from benchmarks.bench_model import timed_calls
     from cityscapes.config import DemoConfig
     from mrcnn import training
     from mrcnn.model import MaskRCNN
@@ -71,7 +63,8 @@ def main(argv=None):
         optimizer = make()
         optimizer.build(variables)
         update = tf.function(lambda: optimizer.apply(grads, variables))
-        print(f"| {name} | {1e3 * median_seconds(update, args.calls):.1f} |")
+        _, times, _ = timed_calls(update, args.calls, warmup=3, budget=math.inf)
+        print(f"| {name} | {1e3 * statistics.median(times):.1f} |")
     return 0
 
 
