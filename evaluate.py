@@ -23,7 +23,6 @@ mrcnn.import_tensorflow_quietly()
 from cityscapes import evaluator, trainer  # noqa: E402
 
 
-
 def build_parser():
     p = trainer.UsageParser(prog="evaluate.py", description=__doc__.split("\n\n")[0],
                formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -18,7 +18,7 @@ import mrcnn
 mrcnn.import_tensorflow_quietly()
 
 from cityscapes import trainer  # noqa: E402
-from mrcnn.callbacks import NonFiniteLossError  # noqa: E402
+from mrcnn.engine.callbacks import NonFiniteLossError  # noqa: E402
 
 D = trainer.DEFAULTS
 

@@ -45,12 +45,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from pycocotools import mask as mask_utils  # noqa: E402
 
 from cityscapes import export, official_script, scoring  # noqa: E402
+from cityscapes.dataset import CityscapesDataset  # noqa: E402
 from cityscapes.evaluator import read_ahead  # noqa: E402
 from cityscapes.official_ap import CityscapesInstanceEval  # noqa: E402
-from cityscapes.dataset import CityscapesDataset  # noqa: E402
 from cityscapes.rasterize import INSTANCE_FACTOR  # noqa: E402
 from cityscapes.synthetic import generate  # noqa: E402
-from mrcnn import coco_eval, rle  # noqa: E402
+from mrcnn.evaluation import coco, rle
 
 
 def rectangle_rle(h, w, y1, x1, y2, x2):
@@ -119,7 +119,7 @@ def main(argv=None):
     parts = {"read ground truth": 0.0, "add images": 0.0}
     scorer = scoring.Scorer(class_map)
     coco_time = {"t": 0.0}
-    original = coco_eval.CocoEval._score
+    original = coco.CocoEval._score
 
     def timed_score(self, iou_type):
         t = time.perf_counter()
@@ -127,7 +127,7 @@ def main(argv=None):
         coco_time["t"] += time.perf_counter() - t
         return out
 
-    coco_eval.CocoEval._score = timed_score
+    coco.CocoEval._score = timed_score
     start = time.perf_counter()
     ground_truth = read_ahead(ds.load_instance_ids, [scenes[i % len(scenes)]
                                                      for i in range(len(preds))])
@@ -148,7 +148,7 @@ def main(argv=None):
     coco = scorer.coco.result()
     parts["COCO (pycocotools evaluate/accumulate)"] = time.perf_counter() - t
     total = time.perf_counter() - start
-    coco_eval.CocoEval._score = original
+    coco.CocoEval._score = original
     print(f"ours, all three protocols: {total:.1f} s ({1000 * total / args.images:.0f} ms/image; "
           f"'read ground truth' is the wait for the read-ahead thread)")
     for k, v in parts.items():

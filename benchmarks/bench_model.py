@@ -7,7 +7,7 @@
 For every (backbone, H x W) case, two fresh subprocesses run (so that the
 peak resident memory reported belongs to that case and phase group):
 
-- "train": first the input pipeline (`mrcnn.pipeline.build_dataset` over a
+- "train": first the input pipeline (`mrcnn.data.pipeline.build_dataset` over a
   synthetic dataset of H x W images with ~20 instances each): warm-up
   batches, then `--pipeline-steps` batches timed one by one from the
   iterator. Then `MaskRCNN("training", ...)`, `set_trainable(km, "all")`,
@@ -102,7 +102,7 @@ def config_summary(config):
 
 # ---------------------------------------------------------------- dataset
 def synthetic_dataset_class():
-    from mrcnn.dataset import Dataset
+    from mrcnn.data.dataset import Dataset
 
     class SyntheticDataset(Dataset):
         """H x W images with random filled rectangles and ellipses (numpy only).
@@ -232,9 +232,9 @@ def time_pipeline(ds, args):
 def child_train(backbone, height, width, args, emit):
     import tensorflow as tf
 
-    from mrcnn import training
+    from mrcnn.data.pipeline import build_dataset
+    from mrcnn.engine import optimizers, trainable
     from mrcnn.model import MaskRCNN
-    from mrcnn.pipeline import build_dataset
 
     config = make_config(backbone, height, width, "training")
     dataset = make_dataset(height, width)
@@ -253,8 +253,8 @@ def child_train(backbone, height, width, args, emit):
         model = MaskRCNN("training", config, model_dir=tmpdir)
         build_s = time.perf_counter() - t0
         km = model.keras_model
-        training.set_trainable(km, "all")
-        km.compile(optimizer=training.make_optimizer("sgd", 1e-3), jit_compile=False)
+        trainable.set_trainable(km, "all")
+        km.compile(optimizer=optimizers.make_optimizer("sgd", 1e-3), jit_compile=False)
         step = tf.function(km.train_step, reduce_retracing=True)
         losses = []
 
@@ -302,7 +302,7 @@ def train_breakdown(km, batch, config, args):
                        km.mask_head.trainable_variables)
     # As many ROIs as the train step gives the mask head: all sampled ROIs
     # (Matterport), or only the positive rows where mrcnn has max_positives.
-    from mrcnn import matching
+    from mrcnn.modeling import matching
 
     if hasattr(matching, "max_positives"):
         mask_rois = matching.max_positives(config.TRAIN_ROIS_PER_IMAGE,
@@ -314,7 +314,7 @@ def train_breakdown(km, batch, config, args):
          config.TOP_DOWN_PYRAMID_SIZE])
     # The RPN head on the five pyramid levels, and the proposal layer, on
     # the feature maps / RPN outputs of this batch (computed once, untimed).
-    from mrcnn import proposals
+    from mrcnn.modeling import proposals
 
     feature_maps = list(backbone_fwd(batch["image"]))
     rpn_fb = grads_of(lambda fs: [km.rpn(f) for f in fs], km.rpn.trainable_variables)

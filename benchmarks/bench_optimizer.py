@@ -4,7 +4,7 @@
 
 The update alone (`optimizer.apply(grads, variables)` in a tf.function, the
 gradients fixed random tensors) for: Keras' Adam with and without clipnorm,
-mrcnn.optimizers.FusedAdam with and without clipnorm, and Keras' SGD with
+mrcnn.engine.optimizers.FusedAdam with and without clipnorm, and Keras' SGD with
 momentum. The variables are those of `MaskRCNN("training", DemoConfig())`
 (with --backbone's ResNet) with every layer trainable (the demo trains
 "all"). Median of the calls after 3 warm-up calls (bench_model's
@@ -12,8 +12,8 @@ momentum. The variables are those of `MaskRCNN("training", DemoConfig())`
 """
 
 import argparse
-import os
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -34,9 +34,9 @@ def main(argv=None):
 
     from benchmarks.bench_model import timed_calls
     from cityscapes.config import DemoConfig
-    from mrcnn import training
+    from mrcnn.engine import trainable
+    from mrcnn.engine.optimizers import FusedAdam
     from mrcnn.model import MaskRCNN
-    from mrcnn.optimizers import FusedAdam
 
     class Config(DemoConfig):
         BACKBONE = args.backbone
@@ -44,7 +44,7 @@ def main(argv=None):
     keras.utils.set_random_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         km = MaskRCNN("training", Config(), tmp).keras_model
-    training.set_trainable(km, "all")
+    trainable.set_trainable(km, "all")
     variables = km.trainable_variables
     grads = [tf.random.normal(v.shape) * 1e-3 for v in variables]
     count = sum(int(tf.size(v)) for v in variables)

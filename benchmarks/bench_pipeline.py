@@ -13,7 +13,7 @@ busier than its default: --extra random objects per image), loads it with `Citys
   (resize frame, FlipCrop augmentation, padding) as one tf.function; for
   reference also the RPN targets, which the model computes in its training
   step (on the accelerator), not the pipeline;
-- the whole pipeline as training runs it, `mrcnn.pipeline.build_dataset`
+- the whole pipeline as training runs it, `mrcnn.data.pipeline.build_dataset`
   (repeating, shuffled) with FlipCrop() and a fresh mini-mask cache
   folder, batches of 1 pulled from one iterator as fast as possible:
   "cold" is the first epoch (every record rasterised and written; pipeline
@@ -44,10 +44,10 @@ import tensorflow as tf  # noqa: E402
 
 from cityscapes.dataset import CityscapesDataset  # noqa: E402
 from cityscapes.synthetic import generate  # noqa: E402
-from mrcnn import pipeline  # noqa: E402
-from mrcnn.augmentation import FlipCrop  # noqa: E402
 from mrcnn.config import Config  # noqa: E402
-from mrcnn.mask_cache import MiniMaskCache, instance_record  # noqa: E402
+from mrcnn.data import pipeline
+from mrcnn.data.augmentation import FlipCrop  # noqa: E402
+from mrcnn.data.mask_cache import MiniMaskCache, instance_record  # noqa: E402
 from mrcnn.model import build_model  # noqa: E402
 
 

@@ -4,7 +4,7 @@
     config = CityscapesConfig()                      # 10 classes, 1024 x 2048
     config = CityscapesConfig.from_dict({"NUM_CLASSES": 1 + 8, "BACKBONE": "resnet50"})
 
-Cityscapes frames are 1024 x 2048; the "fit64" resize mode (mrcnn/image.py)
+Cityscapes frames are 1024 x 2048; the "fit64" resize mode (mrcnn/data/image.py)
 keeps their aspect ratio at any IMAGE_MIN_DIM / IMAGE_MAX_DIM (512 / 1024
 halves them) and pads to multiples of 64 only when needed, so batches of
 several images share one size. Everything else is Matterport's default

@@ -29,7 +29,7 @@ from PIL import Image
 from cityscapes import rasterize, splits
 from cityscapes.labels import INSTANCE_CLASSES, ClassMap
 from cityscapes.rasterize import CityscapesDataError
-from mrcnn.dataset import Dataset
+from mrcnn.data.dataset import Dataset
 
 logger = logging.getLogger(__name__)
 

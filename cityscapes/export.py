@@ -31,7 +31,8 @@ import os
 import numpy as np
 from PIL import Image
 
-from mrcnn import files, rle
+from mrcnn import files
+from mrcnn.evaluation import rle
 
 MASK_FOLDER = "masks"
 TXT_SUFFIX = "_pred.txt"
@@ -98,7 +99,7 @@ def write_cityscapes_results(directory, image_stem, label_ids, scores, rles_or_m
     directory: the results folder (created if needed); image_stem:
     "{city}_{seq}_{frame}" of the image (e.g. "aachen_000000_000019");
     label_ids [N] official label ids; scores [N] confidences; rles_or_masks:
-    N COCO RLE dicts (see mrcnn.rle) or masks [H, W, N] bool.
+    N COCO RLE dicts (see mrcnn.evaluation.rle) or masks [H, W, N] bool.
     Returns the path of the txt file. N = 0 writes an empty txt.
     """
     _check_stem(image_stem)

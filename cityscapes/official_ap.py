@@ -12,7 +12,7 @@ A re-implementation of cityscapesscripts'
 assignGt2Preds, evaluateMatches, computeAverages, with instances2dict and
 instance.py for the ground truth) whose results equal the script's, quirks
 included, without reading mask PNGs or comparing full images per pair: an
-image's work is one overlap count (the dict of `mrcnn.rle.overlap_counts`:
+image's work is one overlap count (the dict of `mrcnn.evaluation.rle.overlap_counts`:
 pixels of every predicted mask on every value of the id image, from the
 runs of the masks and of the id image) and a few [T, P, G] array
 operations. Only the scores of true and false
@@ -83,7 +83,7 @@ from cityscapesscripts.helpers.labels import labels as _LABELS
 
 from cityscapes.labels import EVALUATED_CLASSES, label_by_name
 from cityscapes.rasterize import INSTANCE_FACTOR, label_of_value
-from mrcnn import rle
+from mrcnn.evaluation import rle
 
 # IoU thresholds [T], built as the script builds them.
 OVERLAPS = np.arange(0.5, 1., 0.05)

@@ -21,7 +21,8 @@ import os
 
 import numpy as np
 
-from mrcnn import files, rle
+from mrcnn import files
+from mrcnn.evaluation import rle
 
 
 class PredictionsError(ValueError):

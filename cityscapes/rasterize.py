@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from cityscapes.labels import label_by_name, split_group
-from mrcnn.label_image import present_values
+from mrcnn.data.label_image import present_values
 
 # Value of pixels no polygon covers (the 'unlabeled' label id).
 UNLABELED_ID = label_by_name("unlabeled").id

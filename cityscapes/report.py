@@ -38,8 +38,9 @@ from PIL import Image
 
 from cityscapes.labels import EVALUATED_CLASSES
 from cityscapes.rasterize import value_classes
-from mrcnn import evaluation, rle, visualize
-from mrcnn.coco_eval import SUMMARY_KEYS
+from mrcnn import visualize
+from mrcnn.evaluation import mask_ap, rle
+from mrcnn.evaluation.coco import SUMMARY_KEYS
 
 MATCHED, MISSED, FALSE_POSITIVE = (40, 200, 60), (230, 40, 40), (40, 110, 255)
 PROPOSALS_DRAWN = 100
@@ -211,9 +212,9 @@ def _image_pictures(folder, model, stem, dataset, image_id, preds, proposals, cl
     ov = rle.overlap_counts(ids, preds["rles"])
     instance, _, class_ids = value_classes(ov["values"], class_map)
     gt_masks = ids[..., None] == ov["values"][instance][None, None, :]
-    ev = evaluation.MatterportEval(names, thresholds=(0.5,))
+    ev = mask_ap.MatterportEval(names, thresholds=(0.5,))
     ev.add_image(stem, class_ids[instance], preds["class_ids"], preds["scores"],
-                 evaluation.iou_from_overlaps(ov["intersection"][:, instance].T,
+                 mask_ap.iou_from_overlaps(ov["intersection"][:, instance].T,
                                               ov["value_pixels"][instance], ov["areas"]))
     _, _, _, _, matched, gt_matched, order = ev.matches()[0]
     tp = np.zeros(len(order), bool)
@@ -237,7 +238,7 @@ def _image_pictures(folder, model, stem, dataset, image_id, preds, proposals, cl
 
 
 def _boxes(masks):
-    from mrcnn.masks import boxes_from_masks
+    from mrcnn.data.masks import boxes_from_masks
 
     if masks.shape[-1] == 0:
         return np.zeros((0, 4), np.int32)

@@ -5,13 +5,13 @@ Shape shorthand:
     image; G: its ground-truth instances; D: its detections
 
 For each image, the predicted masks are compared once with the official
-instance id image (`mrcnn.rle.overlap_counts`: pixels of every prediction
+instance id image (`mrcnn.evaluation.rle.overlap_counts`: pixels of every prediction
 on every id), and the three protocols read what they need from that table:
 
-- "matterport" (`mrcnn.evaluation.MatterportEval`): per-image AP@0.5 and at
+- "matterport" (`mrcnn.evaluation.mask_ap.MatterportEval`): per-image AP@0.5 and at
   each IoU of 0.5:0.05:0.95, rAP, cAP@0.5 per class. Ground truth: the
   instances (ids >= 1000) of our classes; groups are not ground truth.
-- "coco" (`mrcnn.coco_eval.CocoEval`, pycocotools): segm and bbox AP, AP50,
+- "coco" (`mrcnn.evaluation.coco.CocoEval`, pycocotools): segm and bbox AP, AP50,
   AP75, APs/m/l. Ground truth: the instances, plus one crowd region per
   class made of its group pixels.
 - "cityscapes" (`cityscapes.official_ap.CityscapesInstanceEval`): the
@@ -27,8 +27,8 @@ import numpy as np
 from cityscapes.labels import EVALUATED_CLASSES
 from cityscapes.official_ap import CityscapesInstanceEval
 from cityscapes.rasterize import value_classes
-from mrcnn import evaluation, rle
-from mrcnn.coco_eval import CocoEval
+from mrcnn.evaluation import mask_ap, rle
+from mrcnn.evaluation.coco import CocoEval
 
 
 class Scorer:
@@ -40,7 +40,7 @@ class Scorer:
     def __init__(self, class_map, legacy_matterport=False):
         self.class_map = class_map
         names = ["BG"] + list(class_map.names)
-        self.matterport = evaluation.MatterportEval(names, legacy_matterport=legacy_matterport)
+        self.matterport = mask_ap.MatterportEval(names, legacy_matterport=legacy_matterport)
         self.coco = CocoEval(names)
         self.cityscapes = CityscapesInstanceEval()
         self.images = 0
@@ -54,7 +54,7 @@ class Scorer:
         rles = predictions["rles"]
         ov = rle.overlap_counts(gt_ids, rles)
         instance, crowd, class_ids = value_classes(ov["values"], self.class_map)
-        iou = evaluation.iou_from_overlaps(ov["intersection"][:, instance].T,
+        iou = mask_ap.iou_from_overlaps(ov["intersection"][:, instance].T,
                                            ov["value_pixels"][instance], ov["areas"])
         pred_classes = np.asarray(predictions["class_ids"], np.int32)
         self.matterport.add_image(key, class_ids[instance], pred_classes,

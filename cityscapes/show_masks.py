@@ -5,12 +5,12 @@
         [--classes all|evaluated] [--dpi 100] --out FILE.png
 
 Training keeps each instance as a box plus a mini-mask (`--mini` x `--mini`
-cells resampled inside the box, `mrcnn.mask_cache.instance_record`), as
+cells resampled inside the box, `mrcnn.data.mask_cache.instance_record`), as
 Matterport's USE_MINI_MASK does; this shows what that costs. The figure,
 as in Matterport's inspect_data notebook: left the image with its
 original masks (coloured overlay, boxes, class names), right the same
 image with the masks pasted back from the mini-masks
-(`mrcnn.masks.paste_masks`) and the pixels where the two differ in white,
+(`mrcnn.data.masks.paste_masks`) and the pixels where the two differ in white,
 and below them the mini-masks of the largest instances. Prints each
 instance's mask IoU between original and rebuilt, and the mean. Crowd
 regions (negative class ids) are shown and measured too, labelled
@@ -46,8 +46,8 @@ def mini_mask_roundtrip(masks, class_ids, mini_shape=(56, 56)):
     [M], "boxes" [M, 4] (y1, x1, y2, x2) pixels, "mini" [M, h, w] bool,
     "ious" [M] float64 (empty masks are dropped, as instance_record does).
     """
-    from mrcnn.mask_cache import instance_record
-    from mrcnn.masks import paste_masks
+    from mrcnn.data.mask_cache import instance_record
+    from mrcnn.data.masks import paste_masks
 
     masks = np.asarray(masks, bool)
     record = instance_record(masks, class_ids, tuple(mini_shape))

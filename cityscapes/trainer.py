@@ -7,7 +7,7 @@
 Every check on the user's input happens in `resolve_options` and
 `prepare`, before a model is built, and fails with `UsageError` (train.py
 prints it on one line and exits with 2). A NaN / Inf loss ends the run with
-`mrcnn.callbacks.NonFiniteLossError` (exit 3); the last good checkpoint
+`mrcnn.engine.callbacks.NonFiniteLossError` (exit 3); the last good checkpoint
 stays.
 
 Run folder ({logs}/{name}{YYYYmmddTHHMM}/, see mrcnn/training.py): the
@@ -31,12 +31,14 @@ from cityscapes.config import CityscapesConfig, DemoConfig
 from cityscapes.dataset import ENV_VAR, CityscapesDataset
 from cityscapes.labels import INSTANCE_CLASSES
 from cityscapes.rasterize import CityscapesDataError
-from mrcnn import (callbacks, evaluation, files, schedule, training, visualize,
-                   weight_files, weights)
-from mrcnn.augmentation import FlipCrop
+from mrcnn import files, visualize
+from mrcnn.checkpoint import hdf5, pretrained
 from mrcnn.config import BACKBONES, IMAGENET_BACKBONES, OPTIMIZERS
-from mrcnn.masks import boxes_from_masks
-from mrcnn.training import LAYER_REGEX
+from mrcnn.data.augmentation import FlipCrop
+from mrcnn.data.masks import boxes_from_masks
+from mrcnn.engine import callbacks, devices, run_dir, schedule
+from mrcnn.engine.trainable import LAYER_REGEX
+from mrcnn.evaluation import mask_ap
 
 # Defaults of every option (train.py's flags), and what --dataset demo changes.
 DEFAULTS = {
@@ -102,7 +104,7 @@ def run_name(dataset):
 def last_checkpoint(logs, name):
     """Latest checkpoint of the latest run named `name` under `logs`."""
     try:
-        return training.find_last(os.path.expanduser(logs), name)
+        return run_dir.find_last(os.path.expanduser(logs), name)
     except FileNotFoundError as e:
         raise UsageError(f"--weights last: {e}")
 
@@ -189,8 +191,8 @@ def check_options(o):
                        "from scratch")
     if os.path.isfile(weights_spec):
         try:
-            found = weights.file_backbone(weights_spec)
-        except (OSError, weights.WeightsFileError) as e:
+            found = hdf5.file_backbone(weights_spec)
+        except (OSError, hdf5.WeightsFileError) as e:
             bad("weights", str(e))
         if found and found != o["backbone"]:
             bad("weights", f"the file holds {found} weights but --backbone is "
@@ -266,7 +268,7 @@ def weights_path(o, backbone):
     spec = o["weights"]
     if spec in ("coco", "imagenet"):
         try:
-            return weight_files.get_weights_file(spec, backbone, timeout=60)
+            return pretrained.get_weights_file(spec, backbone, timeout=60)
         except (FileNotFoundError, ValueError) as e:
             raise UsageError(f"--weights {spec}: {e}")
     if spec == "last":
@@ -283,10 +285,10 @@ def load_initial_weights(model, o):
         model.load_weights(path)
         return
     # A file with other classes (COCO's 81) keeps everything but the heads.
-    exclude = HEAD_LAYERS if weights.file_num_classes(path) not in (None, model.config.NUM_CLASSES) else None
+    exclude = HEAD_LAYERS if hdf5.file_num_classes(path) not in (None, model.config.NUM_CLASSES) else None
     try:
         model.load_weights(path, by_name=True, exclude=exclude)
-    except (ValueError, weights.WeightsFileError) as e:
+    except (ValueError, hdf5.WeightsFileError) as e:
         raise UsageError(f"--weights {path}: {e}")
 
 
@@ -326,9 +328,9 @@ def build_model(plan):
     o = plan["options"]
     if o["seed"] is not None:
         keras.utils.set_random_seed(o["seed"])
-    training.set_mixed_precision(o["mixed_precision"])
+    devices.set_mixed_precision(o["mixed_precision"])
     try:
-        strategy = training.make_strategy(o["gpus"])
+        strategy = devices.make_strategy(o["gpus"])
     except ValueError as e:
         raise UsageError(f"--gpus {o['gpus']}: {e}")
     with _strategy_scope(strategy):
@@ -389,7 +391,7 @@ def run(plan, log=print):
 def _checkpoint(model, epoch):
     if not epoch:
         return None
-    path = training.checkpoint_path(model.log_dir, model.config.NAME, epoch)
+    path = run_dir.checkpoint_path(model.log_dir, model.config.NAME, epoch)
     return path if os.path.exists(path) else None
 
 
@@ -405,7 +407,7 @@ def evaluate(plan, checkpoint, limit=None):
     model.load_weights(checkpoint, by_name=True)
     val = plan["val"]
     ids = val.image_ids[:limit] if limit else val.image_ids
-    result = evaluation.evaluate_model(model, val, ids)
+    result = mask_ap.evaluate_model(model, val, ids)
     picture = os.path.join(os.path.dirname(checkpoint), "val_examples.png")
     save_examples(model, val, list(result["per_image"])[:3], picture)
     return {"checkpoint": checkpoint, "mask_ap50": float(result["ap"][0]),

@@ -78,7 +78,7 @@ class Config:
     USE_MINI_MASK = True
     MINI_MASK_SHAPE = (56, 56)
 
-    # "square" | "pad64" | "none" | "crop" | "fit64" (see mrcnn/image.py).
+    # "square" | "pad64" | "none" | "crop" | "fit64" (see mrcnn/data/image.py).
     IMAGE_RESIZE_MODE = "square"
     IMAGE_MIN_DIM = 800
     IMAGE_MAX_DIM = 1024
@@ -132,7 +132,7 @@ class Config:
         else:
             self.IMAGE_SHAPE = np.array([self.IMAGE_MAX_DIM, self.IMAGE_MAX_DIM, c])
         # image_id, original shape (3), molded shape (3), window (4),
-        # scale (1), active class ids (NUM_CLASSES); see mrcnn/image.py.
+        # scale (1), active class ids (NUM_CLASSES); see mrcnn/data/image.py.
         self.IMAGE_META_SIZE = 1 + 3 + 3 + 4 + 1 + self.NUM_CLASSES
         self.validate()
 

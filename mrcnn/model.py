@@ -17,13 +17,13 @@ and `tf.image.crop_and_resize` (ROIAlign, mask targets) has no XLA kernel,
 so this model is always compiled with jit_compile=False; on a GPU the
 convolutions still run on cuDNN.
 
-Mixed precision (`training.set_mixed_precision`): the Keras layers (backbone,
+Mixed precision (`devices.set_mixed_precision`): the Keras layers (backbone,
 RPN, heads) compute in float16; their outputs are cast to float32 where they
 leave them (`_rpn`, `_heads`, `_masks`), so proposals, targets, losses and
 detections run in float32. ROIAlign reads the float16 feature maps and
 returns float32 (`tf.image.crop_and_resize`).
 
-Several devices (`training.make_strategy`): create `MaskRCNN` under
+Several devices (`devices.make_strategy`): create `MaskRCNN` under
 `strategy.scope()`; `train` compiles and fits under the same strategy. Each
 replica gets BATCH_SIZE / replicas images; `train_step` divides its loss by
 the number of replicas, as Keras' own train_step does, since the optimizer
@@ -39,33 +39,25 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn import anchors as anchor_lib
-from mrcnn import callbacks as run_callbacks
-from mrcnn import (
-    box_ops,
-    detection,
-    files,
-    losses,
-    masks,
-    matching,
-    pipeline,
-    proposals,
-    targets,
-    training,
-)
-from mrcnn import weight_files
-from mrcnn import weights as weight_io
-from mrcnn.backbone import build_backbone
+from mrcnn import files
+from mrcnn.checkpoint import hdf5 as weight_io
+from mrcnn.checkpoint import pretrained
 from mrcnn.config import LOSS_NAMES
-from mrcnn.heads import FpnClassifierHead, FpnMaskHead, build_rpn_model
-from mrcnn.image import (
+from mrcnn.data import masks, pipeline
+from mrcnn.data.image import (
     compose_image_meta,
     mold_image,
     parse_image_meta_graph,
     resize_image,
     validate_image,
 )
-from mrcnn.roi_align import pyramid_roi_align
+from mrcnn.engine import callbacks as run_callbacks
+from mrcnn.engine import optimizers, run_dir, trainable
+from mrcnn.modeling import anchors as anchor_lib
+from mrcnn.modeling import box_ops, detection, losses, matching, proposals, targets
+from mrcnn.modeling.backbone import build_backbone
+from mrcnn.modeling.heads import FpnClassifierHead, FpnMaskHead, build_rpn_model
+from mrcnn.modeling.roi_align import pyramid_roi_align
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +91,7 @@ class MaskRCNNModel(keras.Model):
         inputs: dict with "image" [B, H, W, 3] float32 (molded) and
             "image_meta" [B, 12 + C]; in training mode also "gt_class_ids"
             [B, M], "gt_boxes" [B, M, 4], "gt_masks" [B, M, h, w] in {0, 1}
-            (uint8 from mrcnn/pipeline.py; bool works too).
+            (uint8 from mrcnn/data/pipeline.py; bool works too).
         training: whether BatchNorm layers with train_bn update statistics.
 
     Returns a dict. Training mode: rpn_class_logits [B, A, 2], rpn_bbox
@@ -345,7 +337,7 @@ class MaskRCNNModel(keras.Model):
     def _total_loss(self, parts):
         total = tf.add_n([self.loss_weights[k] * v for k, v in parts.items()])
         if self.weight_decay:
-            total += training.weight_decay_loss(self.trainable_weights, self.weight_decay)
+            total += losses.weight_decay_loss(self.trainable_weights, self.weight_decay)
         return total
 
     def _record(self, total, parts):
@@ -482,7 +474,7 @@ class MaskRCNN:
         filepath: a .h5 file; "imagenet" or a keras-applications ImageNet
         file (``resnet{50,101}_weights_tf_dim_ordering_tf_kernels_notop.h5``)
         loads the backbone through Matterport's layer names. Fails loudly
-        when a layer of the file cannot be loaded (see mrcnn/weights.py).
+        when a layer of the file cannot be loaded (see mrcnn/checkpoint/hdf5.py).
         Loading a checkpoint of a run (`.../name20240101T1200/
         mask_rcnn_name_0003.h5`) continues that run: its folder and epochs.
         Returns the LoadReport (also printed).
@@ -503,7 +495,7 @@ class MaskRCNN:
     def get_imagenet_weights(self):
         """Path of the ImageNet weights of this config's backbone (cached or
         downloaded; a clear error says where to get them otherwise)."""
-        return weight_files.get_weights_file("imagenet", self.config.BACKBONE)
+        return pretrained.get_weights_file("imagenet", self.config.BACKBONE)
 
     def save_weights(self, filepath):
         """Write the weights in the legacy Keras-2 HDF5 layout, atomically."""
@@ -512,16 +504,16 @@ class MaskRCNN:
     def set_log_dir(self, model_path=None):
         """Run folder and epoch: continue the run of `model_path` if it is a
         checkpoint of ours, else start a new run at epoch 0."""
-        parsed = training.parse_checkpoint_path(model_path) if model_path else None
+        parsed = run_dir.parse_checkpoint_path(model_path) if model_path else None
         if parsed:
             self.log_dir, self.epoch = parsed
         else:
-            self.log_dir = training.new_log_dir(self.model_dir, self.config.NAME or "mrcnn")
+            self.log_dir = run_dir.new_log_dir(self.model_dir, self.config.NAME or "mrcnn")
             self.epoch = 0
 
     def find_last(self):
         """Path of the last checkpoint of the last run of this config's NAME."""
-        return training.find_last(self.model_dir, self.config.NAME or "mrcnn")
+        return run_dir.find_last(self.model_dir, self.config.NAME or "mrcnn")
 
     # -------------------------------------------------------------- training
     def train(
@@ -538,12 +530,12 @@ class MaskRCNN:
     ):
         """Train the selected layers up to epoch `epochs` (cumulative).
 
-        train_dataset, val_dataset: prepared `mrcnn.dataset.Dataset`s.
+        train_dataset, val_dataset: prepared `mrcnn.data.dataset.Dataset`s.
         layers: "heads" | "3+" | "4+" | "5+" | "all" | a regex on layer names.
         augmentation: callable (image, masks) -> (image, masks) on tensors,
-            e.g. `mrcnn.augmentation.FlipCrop()` (see mrcnn/pipeline.py).
+            e.g. `mrcnn.data.augmentation.FlipCrop()` (see mrcnn/data/pipeline.py).
         mask_cache: None or a folder keeping each image's boxes and
-            mini-masks on disk (`mrcnn.mask_cache`), for datasets that
+            mini-masks on disk (`mrcnn.data.mask_cache`), for datasets that
             define `cache_version`.
         freeze: ("rpn", "fpn") keeps those layers fixed and drops the RPN
         losses (to continue from a checkpoint with a frozen proposal stage).
@@ -568,7 +560,7 @@ class MaskRCNN:
         val_ds = pipeline.build_dataset(val_dataset, config, mask_cache=mask_cache)
 
         model = self.keras_model
-        names = training.set_trainable(model, layers, freeze)
+        names = trainable.set_trainable(model, layers, freeze)
         logger.info("Training %d weight layers (%s) from epoch %d to %d, lr %g",
                     len(names), layers, self.epoch, epochs, learning_rate)
         model.loss_weights = dict.fromkeys(LOSS_NAMES, 1.0)
@@ -588,7 +580,7 @@ class MaskRCNN:
                 model.optimizer.learning_rate.assign(learning_rate)
             else:
                 model.compile(
-                    optimizer=training.make_optimizer(
+                    optimizer=optimizers.make_optimizer(
                         config.OPTIMIZER, learning_rate, config.LEARNING_MOMENTUM,
                         config.GRADIENT_CLIP_NORM,
                     ),
@@ -613,7 +605,7 @@ class MaskRCNN:
         return history
 
     def _run_callbacks(self):
-        """The run folder's callbacks (mrcnn/callbacks.py), in the order that
+        """The run folder's callbacks (mrcnn/engine/callbacks.py), in the order that
         keeps a NaN epoch from being saved. Also writes config.json."""
         name = self.config.NAME or "mrcnn"
         os.makedirs(self.log_dir, exist_ok=True)

@@ -17,8 +17,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from mrcnn.config import Config
+from mrcnn.data.shapes import CLASS_NAMES, ShapesDataset
 from mrcnn.model import MaskRCNN
-from mrcnn.shapes import CLASS_NAMES, ShapesDataset
 
 
 class ShapesConfig(Config):

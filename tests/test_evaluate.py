@@ -12,7 +12,7 @@ from cityscapes.dataset import CityscapesDataset
 from cityscapes.labels import INSTANCE_CLASSES, ClassMap
 from cityscapes.rasterize import INSTANCE_FACTOR
 from cityscapes.synthetic import generate
-from mrcnn import rle
+from mrcnn.evaluation import rle
 
 
 @pytest.fixture(scope="module")
@@ -157,13 +157,13 @@ def test_coco_export_round_trip(root, tmp_path, capsys):
 def _save_model(folder, config, classes=None):
     """A run folder as train.py leaves it: random weights, config.json,
     train_args.json."""
-    from mrcnn import weights
+    from mrcnn.checkpoint import hdf5
     from mrcnn.model import MaskRCNN
 
     os.makedirs(folder, exist_ok=True)
     model = MaskRCNN("inference", config, str(folder))
     path = os.path.join(folder, "mask_rcnn_demo_0001.h5")
-    weights.save_weights(model.keras_model, path)
+    hdf5.save_weights(model.keras_model, path)
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(config.to_dict(), f)
     if classes is not None:

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from cityscapes.synthetic import generate
-from mrcnn import callbacks, weights
+from mrcnn.checkpoint import hdf5
+from mrcnn.engine import callbacks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -108,7 +109,7 @@ def test_sigkill_mid_epoch_then_resume_then_nan_stop(tmp_path, dataset):
     message = result.stderr.strip().splitlines()[-1]
     assert "of epoch 4" in message and "learning rate 1e+30" in message, message
     assert not (run / "mask_rcnn_cityscapes_0004.h5").exists()
-    for _, values in weights.read_legacy_h5(run / "mask_rcnn_cityscapes_0003.h5"):
+    for _, values in hdf5.read_legacy_h5(run / "mask_rcnn_cityscapes_0003.h5"):
         assert all(math.isfinite(float(abs(v).max())) for _, v in values if v.size)
 
 

@@ -1,4 +1,4 @@
-"""Keras callbacks a trial adds to `MaskRCNN.train`'s own (mrcnn/callbacks.py).
+"""Keras callbacks a trial adds to `MaskRCNN.train`'s own (mrcnn/engine/callbacks.py).
 
 MaskRCNN.train runs its callbacks first: StopOnNonFinite, HistoryCSV,
 TensorBoard, EpochCheckpoint (the epoch's checkpoint is on disk), then
@@ -20,7 +20,8 @@ import os
 
 import keras
 
-from mrcnn import evaluation, files
+from mrcnn import files
+from mrcnn.evaluation import mask_ap
 from tuning import layout
 
 
@@ -116,7 +117,7 @@ class ValAP(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         path = layout.checkpoint(self.run, self.infer.config.NAME, epoch + 1)
         self.infer.load_weights(path, by_name=True)
-        ap = float(evaluation.evaluate_model(self.infer, self.dataset, self.image_ids)["ap"][0])
+        ap = float(mask_ap.evaluate_model(self.infer, self.dataset, self.image_ids)["ap"][0])
         if math.isnan(ap):
             raise ValueError(f"{self.key}: no image of the val subset has instances to score")
         if logs is not None:

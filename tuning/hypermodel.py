@@ -28,9 +28,9 @@ import keras_tuner
 
 from cityscapes import trainer
 from mrcnn import files
-from mrcnn.callbacks import NonFiniteLossError
-from mrcnn.dataset import Dataset
-from mrcnn.schedule import Stage
+from mrcnn.data.dataset import Dataset
+from mrcnn.engine.callbacks import NonFiniteLossError
+from mrcnn.engine.schedule import Stage
 from tuning import callbacks as trial_callbacks
 from tuning import layout, objectives, spaces
 

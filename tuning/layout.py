@@ -23,7 +23,7 @@ a worker that cannot see that checkpoint trains the trial from epoch 0.
 import os
 import re
 
-from mrcnn import training
+from mrcnn.engine import run_dir as run_folders
 
 _CHECKPOINT_RE = re.compile(r"mask_rcnn_[\w-]+_(\d{4})\.h5")
 
@@ -43,7 +43,7 @@ def run_dir(project, trial_id):
 
 def checkpoint(run, name, epoch):
     """The checkpoint of `epoch` (1-based) in a run folder (Matterport's name)."""
-    return training.checkpoint_path(run, name, epoch)
+    return run_folders.checkpoint_path(run, name, epoch)
 
 
 def checkpoint_epochs(run):

@@ -29,7 +29,7 @@ import os
 
 from cityscapes.trainer import AUGMENTATIONS, DEFAULTS, UsageError
 from mrcnn.config import BACKBONES, OPTIMIZERS
-from mrcnn.training import LAYER_REGEX
+from mrcnn.engine.trainable import LAYER_REGEX
 
 STAGES = ("coarse", "fine")
 # Float hyperparameters and the train.py option each one sets.

@@ -24,7 +24,8 @@ import os
 
 from cityscapes import trainer
 from cityscapes.labels import INSTANCE_CLASSES
-from mrcnn import files, training
+from mrcnn import files
+from mrcnn.engine import devices
 from tuning import layout, objectives, results, spaces
 from tuning.hypermodel import MaskRCNNHyperModel, SweepData
 from tuning.tuner import SweepTuner, role
@@ -145,7 +146,7 @@ def fetch_weights(checked_options):
 def check_devices(gpus):
     """UsageError unless this machine has `gpus` devices (--gpus)."""
     try:
-        training.make_strategy(gpus)
+        devices.make_strategy(gpus)
     except ValueError as e:
         raise trainer.UsageError(f"--gpus {gpus}: {e}")
 

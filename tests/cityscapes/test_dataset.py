@@ -368,7 +368,11 @@ def test_images_of_other_sources_use_the_base_class(root, tmp_path):
 # ------------------------------------------------------------ synthetic data
 def test_synthetic_dataset_both_annotation_paths(tmp_path):
     synthetic = pytest.importorskip("cityscapes.synthetic")
-    from cityscapes.rasterize import instance_id_image, parse_polygons, read_instance_ids_png
+    from cityscapes.rasterize import (
+        instance_id_image,
+        parse_polygons,
+        read_instance_ids_png,
+    )
 
     root = tmp_path / "synthetic"
     synthetic.generate(root, seed=0, height=64, width=128,

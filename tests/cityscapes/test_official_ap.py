@@ -24,7 +24,7 @@ from cityscapes.official_ap import (
     average_precision,
 )
 from cityscapes.rasterize import read_id_image
-from mrcnn import rle
+from mrcnn.evaluation import rle
 
 CAR, PERSON, RIDER, TRUCK, BUS, CARAVAN, TRAILER, TRAIN, MOTORCYCLE, BICYCLE = (
     26, 24, 25, 27, 28, 29, 30, 31, 32, 33)

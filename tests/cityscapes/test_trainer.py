@@ -7,7 +7,7 @@ import pytest
 
 from cityscapes import trainer
 from cityscapes.synthetic import generate
-from mrcnn.schedule import Stage
+from mrcnn.engine.schedule import Stage
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_bad_hparams_files(tmp_path):
 
 
 def test_weights_for_another_backbone(tmp_path, root):
-    from tests.mrcnn.test_weights import small_matterport_file
+    from tests.mrcnn.checkpoint.test_hdf5 import small_matterport_file
 
     path = small_matterport_file(tmp_path / "r50.h5", "matterport_r50_coco81_layout.tsv")
     with pytest.raises(trainer.UsageError, match="holds resnet50 weights but --backbone is "

@@ -8,11 +8,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mrcnn import anchors, box_ops, pipeline, targets, training, weight_files, weights
+from mrcnn.checkpoint import hdf5, pretrained
 from mrcnn.config import LOSS_NAMES, Config
-from mrcnn.dataset import Dataset
+from mrcnn.data import pipeline
+from mrcnn.data.dataset import Dataset
+from mrcnn.data.shapes import ShapesDataset
+from mrcnn.engine import trainable
 from mrcnn.model import MaskRCNN
-from mrcnn.shapes import ShapesDataset
+from mrcnn.modeling import anchors, box_ops, targets
 from samples.shapes import ShapesConfig
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
@@ -148,17 +151,17 @@ def test_layer_selection_and_freezing(trained):
     def trainable_prefixes():
         return {v.path.split("/")[-2][:3] for v in km.trainable_weights}
 
-    names = training.set_trainable(km, "heads")
+    names = trainable.set_trainable(km, "heads")
     assert names and all(n.startswith(("mrcnn_", "rpn_", "fpn_")) for n in names)
     assert trainable_prefixes() == {"mrc", "rpn", "fpn"}
-    names = training.set_trainable(km, "4+")
+    names = trainable.set_trainable(km, "4+")
     assert any(n.startswith("res4") for n in names) and not any(n.startswith("res3") for n in names)
-    names = training.set_trainable(km, "all", freeze=("rpn", "fpn"))
+    names = trainable.set_trainable(km, "all", freeze=("rpn", "fpn"))
     assert not any(n.startswith(("rpn_", "fpn_")) for n in names)
     assert any(n.startswith("res2") for n in names)
     with pytest.raises(ValueError, match="freeze"):
-        training.set_trainable(km, "all", freeze=("backbone",))
-    training.set_trainable(km, "all")
+        trainable.set_trainable(km, "all", freeze=("backbone",))
+    trainable.set_trainable(km, "all")
 
 
 # ------------------------------------------------------ Matterport weights
@@ -210,12 +213,12 @@ def coco_file(tmp_path_factory):
 def test_matterport_coco_layout_loads_by_name_with_exclude(coco_file, tmp_path):
     path, values = coco_file
     model = MaskRCNN("training", CityscapesLike(), str(tmp_path))
-    before = {n: [w.numpy().copy() for _, w in weights.group_weights(layer)]
-              for n, layer in weights.weight_groups(model.keras_model) if n in HEADS}
+    before = {n: [w.numpy().copy() for _, w in hdf5.group_weights(layer)]
+              for n, layer in hdf5.weight_groups(model.keras_model) if n in HEADS}
     report = model.load_weights(path, by_name=True, exclude=HEADS)
     assert len(report.loaded) == len({k[0] for k in values}) - 3  # 3 of HEADS are weighted
-    for name, layer in weights.weight_groups(model.keras_model):
-        stored = weights.group_weights(layer)
+    for name, layer in hdf5.weight_groups(model.keras_model):
+        stored = hdf5.group_weights(layer)
         if name in HEADS:
             for (_, var), old in zip(stored, before[name]):
                 np.testing.assert_array_equal(var.numpy(), old)
@@ -233,8 +236,8 @@ def test_our_layer_names_and_shapes_are_matterports(coco_file, tmp_path):
     model = MaskRCNN("inference", Coco(), str(tmp_path))
     ours = [
         (name, weight_name, tuple(var.shape))
-        for name, layer in weights.weight_groups(model.keras_model)
-        for weight_name, var in weights.group_weights(layer)
+        for name, layer in hdf5.weight_groups(model.keras_model)
+        for weight_name, var in hdf5.group_weights(layer)
     ]
     assert sorted(ours) == sorted(rows)
 
@@ -251,14 +254,14 @@ def test_a_renamed_layer_makes_the_load_fail_loudly(coco_file, tmp_path):
         dst.attrs["layer_names"] = np.array(
             [("fpn_c5p5_old" if n == "fpn_c5p5" else n).encode() for n in names])
     model = MaskRCNN("inference", CityscapesLike(), str(tmp_path))
-    with pytest.raises(weights.WeightsLoadError, match="fpn_c5p5_old"):
+    with pytest.raises(hdf5.WeightsLoadError, match="fpn_c5p5_old"):
         model.load_weights(renamed, by_name=True, exclude=HEADS)
 
 
 def test_missing_weights_file_says_where_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("MRCNN_WEIGHTS_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="mask_rcnn_coco.h5"):
-        weight_files.get_weights_file("coco", download=False)
+        pretrained.get_weights_file("coco", download=False)
 
 
 def test_config_rejects_sizes_not_divisible_by_64():
@@ -286,7 +289,7 @@ def test_imagenet_resnet50_weights_map_onto_our_backbone(tmp_path):
         for layer in app.layers
     ]
     path = str(tmp_path / "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5")
-    weights.write_legacy_h5(path, groups)
+    hdf5.write_legacy_h5(path, groups)
 
     class R50(CityscapesLike):
         BACKBONE = "resnet50"
@@ -294,7 +297,7 @@ def test_imagenet_resnet50_weights_map_onto_our_backbone(tmp_path):
     model = MaskRCNN("inference", R50(), str(tmp_path))
     report = model.load_weights(path)
     assert len(report.loaded) == sum(1 for _, w in groups if w)
-    ours = dict(weights.weight_groups(model.keras_model))
+    ours = dict(hdf5.weight_groups(model.keras_model))
     for app_name, our_name in (("conv1_conv", "conv1"), ("conv1_bn", "bn_conv1"),
                                ("conv4_block6_2_conv", "res4f_branch2b"),
                                ("conv5_block1_0_bn", "bn5a_branch1")):

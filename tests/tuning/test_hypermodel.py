@@ -12,7 +12,7 @@ import keras_tuner
 import pytest
 
 from cityscapes import trainer
-from mrcnn.callbacks import NonFiniteLossError
+from mrcnn.engine.callbacks import NonFiniteLossError
 from tuning import layout, spaces
 from tuning.callbacks import EpochLog, read_epochs
 from tuning.hypermodel import MaskRCNNHyperModel, SweepData

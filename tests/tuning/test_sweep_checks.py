@@ -11,7 +11,7 @@ import pytest
 
 from cityscapes.synthetic import generate
 from cityscapes.trainer import UsageError
-from mrcnn import weight_files
+from mrcnn.checkpoint import pretrained
 from tuning import layout, spaces, sweep
 from tuning.hypermodel import MaskRCNNHyperModel
 
@@ -91,7 +91,7 @@ def test_missing_weight_files_are_named_before_the_sweep(tmp_path, dataset, monk
     def offline(kind, backbone, **kwargs):
         raise FileNotFoundError(f"{kind} weights of {backbone} not found (test)")
 
-    monkeypatch.setattr(weight_files, "get_weights_file", offline)
+    monkeypatch.setattr(pretrained, "get_weights_file", offline)
     s = settings(tmp_path, "coarse", None, dataset=dataset)
     with pytest.raises(UsageError, match=r"--weights coco: coco weights of resnet101 not "
                                          r"found \(test\) \(the sweep's trials need coco "

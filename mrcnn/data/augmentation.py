@@ -1,0 +1,192 @@
+"""Training augmentation in the TF graph: random flips and crops, imgaug adapter.
+
+Shape shorthand:
+    H, W: image height and width; N: instances; h, w: mini-mask size
+    image: [H, W, 3] uint8
+    masks: [H, W, N] bool, full-size instance masks
+    boxes: [N, (y1, x1, y2, x2)] float32 pixels, mini: [N, h, w] bool
+
+An augmentation for `mrcnn.data.pipeline.build_dataset` is a callable
+`(image, masks) -> (image, masks)` on tensors; the pipeline recomputes the
+boxes from the transformed masks and drops instances left empty. Geometric
+augmentations that also define `apply_to_instances(image, boxes, mini)` can
+run on boxes + mini-masks instead of full-size masks (the fast path with
+USE_MINI_MASK): `FlipCrop` does both, from the same random draw.
+
+`FlipCrop` draws, per image, a window of the source image and a flip:
+
+- crop (probability `crop`): discard a random 0..`max_crop` of the rows at
+  the top, and independently at the bottom, left and right (whole pixels;
+  the centre always stays), then resize back to H x W (bilinear image,
+  nearest masks), so the aspect ratio changes a little. With
+  `keep_aspect=True` the same fraction is taken off both axes (split at
+  random between the two sides), so objects keep their proportions.
+- horizontal flip (probability `flip`).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from mrcnn.data import masks as mask_ops
+
+
+class FlipCrop:
+    """Random horizontal flip and random crop resized back to the input size.
+
+    flip: probability of a left-right flip. crop: probability of a crop.
+    max_crop: the largest fraction of the image taken off one side (< 0.5).
+    keep_aspect: crop the same fraction of height and width.
+    seed: op-level seed of the random draws (None: unseeded).
+    """
+
+    def __init__(self, flip=0.5, crop=0.5, max_crop=0.2, keep_aspect=False, seed=None):
+        for name, p in (("flip", flip), ("crop", crop)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"FlipCrop: {name} probability must be in [0, 1], got {p}")
+        if not 0.0 <= max_crop < 0.5:
+            raise ValueError(f"FlipCrop: max_crop must be in [0, 0.5), got {max_crop}")
+        self.flip = float(flip)
+        self.crop = float(crop)
+        self.max_crop = float(max_crop)
+        self.keep_aspect = bool(keep_aspect)
+        self.seed = seed
+
+    def get_config(self):
+        return {"flip": self.flip, "crop": self.crop, "max_crop": self.max_crop,
+                "keep_aspect": self.keep_aspect, "seed": self.seed}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"FlipCrop({args})"
+
+    # ---------------------------------------------------------------- draws
+    def _uniform(self, shape, salt):
+        seed = None if self.seed is None else self.seed + salt
+        return tf.random.uniform(shape, seed=seed)
+
+    def sample(self, height, width):
+        """Draw a window and a flip for an image of `height` x `width`.
+
+        Returns window int32 [4] (y1, x1, y2, x2: the rows / columns kept)
+        and flip bool [].
+        """
+        size = tf.cast(tf.stack([height, width]), tf.float32)
+        u = self._uniform([7], 0)
+        if self.keep_aspect:
+            kept = 1.0 - 2.0 * self.max_crop * u[0]  # fraction kept, both axes
+            low = tf.maximum(0.0, 1.0 - kept - self.max_crop)
+            high = tf.minimum(self.max_crop, 1.0 - kept)
+            before = low + (high - low) * u[1:3]  # [2] top, left fractions
+            after = 1.0 - kept - before
+        else:
+            before = self.max_crop * u[1:3]
+            after = self.max_crop * u[3:5]
+        first = tf.cast(tf.floor(before * size), tf.int32)
+        last = tf.cast(tf.math.ceil((1.0 - after) * size), tf.int32)
+        last = tf.maximum(last, first + 1)
+        full = tf.stack([0, 0, height, width])
+        window = tf.where(u[5] < self.crop, tf.concat([first, last], 0), full)
+        return window, u[6] < self.flip
+
+    # ----------------------------------------------------------- applying
+    def __call__(self, image, masks):
+        """Augment an image and its full-size masks together.
+
+        image: [H, W, C], masks: [H, W, N] bool -> same shapes and dtypes.
+        """
+        shape = tf.shape(image)
+        window, flip = self.sample(shape[0], shape[1])
+        image = _crop_resize_flip(image, window, flip, "bilinear")
+        masks = _crop_resize_flip(tf.cast(masks, tf.uint8), window, flip, "nearest")
+        return image, tf.cast(masks, tf.bool)
+
+    def apply_to_instances(self, image, boxes, mini):
+        """Augment an image and its instances given as boxes + mini-masks.
+
+        image: [H, W, C], boxes: [N, 4] pixels, mini: [N, h, w] bool ->
+        (image, boxes [N, 4] float32, mini [N, h, w] bool, keep [N] bool);
+        see `mrcnn.data.masks.transform_instances`.
+        """
+        shape = tf.shape(image)
+        window, flip = self.sample(shape[0], shape[1])
+        image = _crop_resize_flip(image, window, flip, "bilinear")
+        boxes, mini, keep = mask_ops.transform_instances(
+            boxes, mini, tf.cast(window, tf.float32), shape[:2], flip)
+        return image, boxes, mini, keep
+
+
+def _crop_resize_flip(image, window, flip, method):
+    """Keep rows / columns `window` of [H, W, C], resize back to H x W, flip."""
+    image = tf.convert_to_tensor(image)
+    shape = tf.shape(image)
+    dtype = image.dtype
+
+    def crop_resize():
+        part = image[window[0]:window[2], window[1]:window[3]]
+        resized = tf.image.resize(part, shape[:2], method=method)
+        if method != "nearest" and dtype.is_integer:
+            resized = tf.clip_by_value(tf.round(resized), dtype.min, dtype.max)
+        return tf.cast(resized, dtype)
+
+    cropped = tf.reduce_any(tf.not_equal(window, tf.stack([0, 0, shape[0], shape[1]])))
+    image = tf.cond(cropped, crop_resize, lambda: image)
+    image = tf.cond(flip, lambda: tf.reverse(image, axis=[1]), lambda: image)
+    return tf.ensure_shape(image, [None, None, None])
+
+
+# Geometric imgaug augmenters that are also applied to the masks (the rest,
+# e.g. colour changes and blur, touch only the image), as Matterport did.
+MASK_AUGMENTERS = ("Sequential", "SomeOf", "OneOf", "Sometimes", "Fliplr", "Flipud",
+                   "CropAndPad", "Crop", "Pad", "Affine", "PiecewiseAffine")
+
+
+class ImgaugAugmentation:
+    """Use an imgaug-style augmenter (Matterport's `augmentation=`) in the pipeline.
+
+    augmenter: an object with `to_deterministic()` whose result has
+    `augment_image(array, hooks=None)`, e.g. `imgaug.augmenters.Fliplr(0.5)`.
+    Each image draws one deterministic augmenter, applied to the image and
+    to the masks; with imgaug importable only MASK_AUGMENTERS touch the
+    masks. Runs in Python (`tf.numpy_function`), on full-size masks.
+    """
+
+    def __init__(self, augmenter):
+        if not hasattr(augmenter, "to_deterministic"):
+            raise TypeError(
+                f"ImgaugAugmentation needs an imgaug-style augmenter with to_deterministic(), "
+                f"got {type(augmenter).__name__}"
+            )
+        self.augmenter = augmenter
+
+    def __repr__(self):
+        return f"ImgaugAugmentation({self.augmenter!r})"
+
+    def _numpy(self, image, masks):
+        det = self.augmenter.to_deterministic()
+        out_image = det.augment_image(image)
+        out_masks = det.augment_image(masks.astype(np.uint8), hooks=_mask_hooks())
+        if out_image.shape[:2] != out_masks.shape[:2] or out_masks.shape[2:] != masks.shape[2:]:
+            raise ValueError(
+                f"augmentation {self.augmenter!r} changed image and masks differently: image "
+                f"{list(image.shape)} -> {list(out_image.shape)}, masks {list(masks.shape)} -> "
+                f"{list(out_masks.shape)}"
+            )
+        return np.ascontiguousarray(out_image, np.uint8), np.ascontiguousarray(out_masks) > 0
+
+    def __call__(self, image, masks):
+        image, masks = tf.numpy_function(
+            self._numpy, [image, masks], [tf.uint8, tf.bool], stateful=True)
+        return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(masks, [None, None, None])
+
+
+def _mask_hooks():
+    """imgaug hooks restricting mask augmentation to MASK_AUGMENTERS, or None."""
+    try:
+        import imgaug
+    except Exception:  # imgaug 0.4 does not import under NumPy 2
+        return None
+
+    def activator(images, augmenter, parents, default):
+        return augmenter.__class__.__name__ in MASK_AUGMENTERS
+
+    return imgaug.HooksImages(activator=activator)

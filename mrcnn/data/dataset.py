@@ -1,0 +1,156 @@
+"""Dataset base class with Matterport's API.
+
+Subclass `Dataset`, register classes with `add_class()` and images with
+`add_image()`, override `load_mask()` (and `load_image()` when images are
+not files), then call `prepare()` before use:
+
+    class BalloonDataset(Dataset):
+        def load_balloons(self, folder):
+            self.add_class("balloon", 1, "balloon")
+            for name in os.listdir(folder):
+                self.add_image("balloon", image_id=name,
+                               path=os.path.join(folder, name), polygons=...)
+
+        def load_mask(self, image_id):
+            ...  # -> mask [H, W, N] bool, class_ids [N] int32
+
+Class ids are internal (0..num_classes-1, 0 = background "BG"); each class
+also has a source ("coco", "balloon", ...) and an id within that source, so
+several datasets can be merged. In `load_mask()`, a negative class id marks
+a crowd region (a group of objects annotated as one mask, as in COCO
+`iscrowd`): it is not a training target, and anchors / proposals that
+overlap it are neither positives nor negatives.
+"""
+
+import logging
+
+import numpy as np
+from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+
+class Dataset:
+    """Images and classes from one or more sources."""
+
+    def __init__(self, class_map=None):
+        # `class_map` is accepted for Matterport compatibility; unused.
+        self._image_ids = []
+        self.image_info = []
+        self.class_info = [{"source": "", "id": 0, "name": "BG"}]
+        self.source_class_ids = {}
+
+    # ------------------------------------------------------------ registering
+    def add_class(self, source, class_id, class_name):
+        """Register a class; a (source, class_id) pair seen before is ignored."""
+        if "." in source:
+            raise ValueError(f"source name {source!r} must not contain a dot")
+        for info in self.class_info:
+            if info["source"] == source and info["id"] == class_id:
+                return
+        self.class_info.append({"source": source, "id": class_id, "name": class_name})
+
+    def add_image(self, source, image_id, path, **kwargs):
+        """Register an image; extra keyword arguments are kept in its info."""
+        info = {"id": image_id, "source": source, "path": path}
+        info.update(kwargs)
+        self.image_info.append(info)
+
+    def image_reference(self, image_id):
+        """A string identifying the image (a URL, a path); override as needed."""
+        return ""
+
+    def prepare(self, class_map=None):
+        """Build the lookup tables; call after the last add_class / add_image.
+
+        `class_map` is accepted for Matterport compatibility; unused.
+        """
+        self.num_classes = len(self.class_info)
+        self.class_ids = np.arange(self.num_classes)
+        self.class_names = [_clean_name(c["name"]) for c in self.class_info]
+        self.num_images = len(self.image_info)
+        self._image_ids = np.arange(self.num_images)
+        self.class_from_source_map = {
+            f"{info['source']}.{info['id']}": i for i, info in enumerate(self.class_info)
+        }
+        self.image_from_source_map = {
+            f"{info['source']}.{info['id']}": i for i, info in enumerate(self.image_info)
+        }
+        self.sources = sorted({info["source"] for info in self.class_info})
+        # Every source's list starts with the background class 0.
+        self.source_class_ids = {
+            source: [i for i, info in enumerate(self.class_info)
+                     if i == 0 or info["source"] == source]
+            for source in self.sources
+        }
+
+    # ---------------------------------------------------------------- lookups
+    @property
+    def image_ids(self):
+        """[num_images] internal image ids (after prepare())."""
+        return self._image_ids
+
+    def map_source_class_id(self, source_class_id):
+        """Internal class id of "source.id", e.g. "coco.12" -> 23."""
+        return self.class_from_source_map[source_class_id]
+
+    def get_source_class_id(self, class_id, source):
+        """The id within `source` of internal class `class_id`."""
+        info = self.class_info[class_id]
+        if info["source"] != source:
+            raise ValueError(
+                f"class {class_id} ({info['name']!r}) is from source "
+                f"{info['source']!r}, not {source!r}"
+            )
+        return info["id"]
+
+    def source_image_link(self, image_id):
+        """Path or URL of the image."""
+        return self.image_info[image_id]["path"]
+
+    # ---------------------------------------------------------------- loading
+    def load_image(self, image_id):
+        """Image as uint8 RGB [H, W, 3].
+
+        Gray, palette and CMYK images are converted to RGB; an alpha channel
+        is dropped. EXIF orientation is not applied (annotations refer to
+        the stored pixels). Raises FileNotFoundError / OSError naming the file.
+        """
+        path = self.image_info[image_id]["path"]
+        try:
+            with Image.open(path) as img:
+                return np.asarray(img.convert("RGB"), dtype=np.uint8)
+        except FileNotFoundError as e:
+            raise FileNotFoundError(f"image {image_id}: no such file: {path}") from e
+        except OSError as e:
+            raise OSError(f"image {image_id}: cannot read image file {path}: {e}") from e
+
+    def cache_version(self, image_id):
+        """A string that changes whenever `load_mask(image_id)` would change.
+
+        `mrcnn.data.mask_cache.MiniMaskCache` keys its files with it. None (the
+        default) means "do not cache this image": override it, e.g. with the
+        modification times of the annotation files, to enable the cache.
+        """
+        return None
+
+    def load_mask(self, image_id):
+        """Instance masks [H, W, N] bool and class ids [N] int32.
+
+        Override this: the base class has no annotations and returns N = 0
+        (H, W from the image info's "height" / "width", else from the image).
+        Negative class ids mark crowd regions (see the module docstring).
+        """
+        logger.warning("Dataset.load_mask() is not overridden: image %s has no instances",
+                       image_id)
+        info = self.image_info[image_id]
+        if "height" in info and "width" in info:
+            height, width = info["height"], info["width"]
+        else:
+            height, width = self.load_image(image_id).shape[:2]
+        return np.zeros((height, width, 0), dtype=bool), np.zeros((0,), dtype=np.int32)
+
+
+def _clean_name(name):
+    """First part of a comma-separated name: "person, human" -> "person"."""
+    return name.split(",")[0]

@@ -1,0 +1,259 @@
+"""The training input pipeline on tf.data.
+
+Two paths, chosen by `build_dataset`; both give the same batches:
+
+- instance path (USE_MINI_MASK, and an augmentation that is None or has
+  `apply_to_instances`, as `mrcnn.data.augmentation.FlipCrop`): per image, Python
+  loads the image and the image's instance record (boxes + mini-masks at the
+  original resolution, from `mrcnn.data.mask_cache`, optionally cached on disk)
+  and resizes the image; the graph moves boxes and mini-masks through the
+  resize and the augmentation without ever building full-size masks.
+- mask path (otherwise): Python loads the image and its full-size masks
+  (`load_mask`) and resizes both; the graph runs the augmentation on them
+  and computes boxes and mini-masks from the result.
+
+Then, in the graph: instances left empty are dropped, a random subset is
+kept when there are more than MAX_GT_INSTANCES, and everything is padded.
+The RPN anchor targets are not computed here but in the model's training
+step (on the accelerator, as detectron2 does): matching ~500k anchors of a
+1024 x 2048 image costs more CPU than everything else per image. Python steps
+run in `tf.numpy_function`s, in parallel. Batches are dicts that
+`MaskRCNNModel` consumes:
+
+    image:        [B, H, W, 3] float32, mean pixel subtracted
+    image_meta:   [B, 12 + NUM_CLASSES] float32 (see mrcnn/data/image.py)
+    gt_class_ids: [B, MAX_GT_INSTANCES] int32 (0 = padding, < 0 = crowd)
+    gt_boxes:     [B, MAX_GT_INSTANCES, 4] float32, normalised
+    gt_masks:     [B, MAX_GT_INSTANCES, h, w] uint8 in {0, 1}; h, w =
+                  MINI_MASK_SHAPE, or the image size without mini-masks
+                  (not bool: Keras' fit under a tf.distribute strategy
+                  averages a first batch over the replicas, which a bool
+                  tensor cannot be)
+
+All images of a batch must share one molded size: "square" and "crop" modes
+guarantee it; "pad64", "fit64" and "none" do when the images have one size (as
+Cityscapes does), otherwise use IMAGES_PER_GPU = 1.
+
+augmentation: None, or a callable `(image, masks) -> (image, masks)` on
+tensors (uint8 [H, W, 3], bool [H, W, N]) applied to both together; the
+boxes are computed after it, and instances it empties are dropped. See
+`mrcnn.data.augmentation` for the flips and crops and an imgaug adapter.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from mrcnn.data import masks
+from mrcnn.data.image import compose_image_meta, resize_image, resize_mask, scaled_size
+from mrcnn.data.mask_cache import MiniMaskCache, dataset_record
+from mrcnn.modeling import box_ops
+
+
+def _resize_for(config, image, rng):
+    return resize_image(
+        image,
+        min_dim=config.IMAGE_MIN_DIM,
+        max_dim=config.IMAGE_MAX_DIM,
+        min_scale=config.IMAGE_MIN_SCALE,
+        mode=config.IMAGE_RESIZE_MODE,
+        rng=rng,
+    )
+
+
+def _image_meta(dataset, image_id, original_shape, image, window, scale):
+    active = np.zeros([dataset.num_classes], np.int32)
+    active[dataset.source_class_ids[dataset.image_info[image_id]["source"]]] = 1
+    return compose_image_meta(image_id, original_shape, image.shape, window, scale, active)
+
+
+def load_image_gt(dataset, config, image_id, rng=None):
+    """Load and resize one image and its instances (no augmentation).
+
+    Returns image uint8 [H, W, 3], image_meta float32 [12 + NUM_CLASSES],
+    class_ids int32 [N], masks bool [H, W, N]; H, W the molded size.
+    """
+    image = dataset.load_image(image_id)
+    mask, class_ids = dataset.load_mask(image_id)
+    if mask.shape[:2] != image.shape[:2] or mask.ndim != 3 or len(class_ids) != mask.shape[2]:
+        raise ValueError(
+            f"image {image_id} ({dataset.image_reference(image_id)}): load_mask returned "
+            f"masks {list(mask.shape)} and {len(class_ids)} class ids for an image of shape "
+            f"{list(image.shape)}; expected bool [H, W, N] and int32 [N]"
+        )
+    original_shape = image.shape
+    image, window, scale, padding, crop = _resize_for(config, image, rng)
+    mask = resize_mask(mask, scale, padding, crop)
+    meta = _image_meta(dataset, image_id, original_shape, image, window, scale)
+    return image, meta, np.asarray(class_ids, np.int32), mask.astype(bool)
+
+
+def load_image_instances(dataset, config, image_id, cache=None, rng=None):
+    """Load and resize one image; its instance record at the original size.
+
+    cache: a MiniMaskCache, or None to compute the record from load_mask.
+    Returns image uint8 [H, W, 3] (molded size), image_meta float32,
+    class_ids int32 [N], boxes int32 [N, 4] and mini-masks bool [N, h, w]
+    in original pixels, and `frame` float32 [4]: the region of the original
+    image (y1, x1, y2, x2, pixel edges) that the molded image shows, for
+    `mrcnn.data.masks.transform_instances`.
+    """
+    image = dataset.load_image(image_id)
+    if cache is not None:
+        record = cache.get(dataset, image_id)
+    else:
+        record = dataset_record(dataset, image_id, config.MINI_MASK_SHAPE)
+    if tuple(record["shape"]) != image.shape[:2]:
+        raise ValueError(
+            f"image {image_id} ({dataset.image_reference(image_id)}): load_mask returned "
+            f"masks of size {list(record['shape'])} for an image of shape {list(image.shape)}"
+        )
+    original_shape = image.shape
+    height, width = image.shape[:2]
+    image, window, scale, padding, crop = _resize_for(config, image, rng)
+    meta = _image_meta(dataset, image_id, original_shape, image, window, scale)
+    # Per-axis scale of the resize (sizes are rounded), then the frame.
+    resized = scaled_size(height, width, scale)
+    sy, sx = resized[0] / height, resized[1] / width
+    if crop is None:
+        top, left = padding[0][0], padding[1][0]
+        frame = [-top / sy, -left / sx, (image.shape[0] - top) / sy, (image.shape[1] - left) / sx]
+    else:
+        cy, cx, ch, cw = crop
+        frame = [cy / sy, cx / sx, (cy + ch) / sy, (cx + cw) / sx]
+    return (image, meta, record["class_ids"], record["boxes"], record["mini"],
+            np.asarray(frame, np.float32))
+
+
+def instance_targets(image, class_ids, instance_masks, config, augmentation=None):
+    """Graph part of the mask path for one image (after loading).
+
+    image: uint8 [H, W, 3], class_ids: int32 [N], instance_masks: bool [H, W, N].
+    Returns a dict with the keys of the module docstring, without batch axis.
+    """
+    if augmentation is not None:
+        image, instance_masks = augmentation(image, instance_masks)
+    boxes = masks.boxes_from_masks(instance_masks)
+    keep = tf.reduce_any(tf.not_equal(boxes, 0), axis=1)
+    boxes = tf.boolean_mask(boxes, keep)
+    class_ids = tf.boolean_mask(class_ids, keep)
+    instance_masks = tf.boolean_mask(instance_masks, keep, axis=2)
+    order = _subsample(tf.shape(boxes)[0], config.MAX_GT_INSTANCES)
+    boxes = tf.gather(boxes, order)
+    instance_masks = tf.gather(instance_masks, order, axis=2)
+    if config.USE_MINI_MASK:
+        gt_masks = masks.mini_masks(instance_masks, boxes, config.MINI_MASK_SHAPE)
+    else:
+        gt_masks = tf.transpose(instance_masks, [2, 0, 1])
+    return _targets(image, tf.gather(class_ids, order), boxes, gt_masks, config)
+
+
+def record_targets(image, class_ids, boxes, mini, frame, config, augmentation=None):
+    """Graph part of the instance path for one image (after loading).
+
+    image: uint8 [H, W, 3] molded; class_ids: int32 [N]; boxes: [N, 4] and
+    mini: bool [N, h, w] in original pixels; frame: [4] the original region
+    the molded image shows (see load_image_instances). augmentation: None or
+    an object with `apply_to_instances`. Returns a dict with the keys of
+    the module docstring, without batch axis.
+    """
+    shape = tf.shape(image)
+    boxes, mini, keep = masks.transform_instances(boxes, mini, frame, shape[:2])
+    if augmentation is not None:
+        image, boxes, mini, keep_aug = augmentation.apply_to_instances(image, boxes, mini)
+        keep = keep & keep_aug
+    # Instances shrunk below one pixel (a 5-pixel pole in a frame resized
+    # 1/8) have no mask left at this size, as on the mask path, and their
+    # box would come out inverted from box_ops.normalize: they are dropped.
+    keep = keep & tf.reduce_all(boxes[:, 2:] - boxes[:, :2] >= 1.0, axis=1)
+    boxes = tf.boolean_mask(boxes, keep)
+    class_ids = tf.boolean_mask(class_ids, keep)
+    mini = tf.boolean_mask(mini, keep)
+    order = _subsample(tf.shape(boxes)[0], config.MAX_GT_INSTANCES)
+    return _targets(image, tf.gather(class_ids, order), tf.gather(boxes, order),
+                    tf.gather(mini, order), config)
+
+
+def _subsample(n, limit):
+    """Indices of a random subset of at most `limit` of n instances, in order."""
+    return tf.sort(tf.random.shuffle(tf.range(n))[:limit])
+
+
+def _targets(image, class_ids, boxes, gt_masks, config):
+    """Normalise, pad: the dict of the module docstring for one image."""
+    shape = tf.shape(image)
+    pad = config.MAX_GT_INSTANCES - tf.shape(boxes)[0]
+    mean = tf.constant(config.MEAN_PIXEL, tf.float32)
+    return {
+        "image": tf.cast(image, tf.float32) - mean,
+        "gt_class_ids": tf.pad(class_ids, [[0, pad]]),
+        "gt_boxes": tf.pad(box_ops.normalize(tf.cast(boxes, tf.float32), shape),
+                           [[0, pad], [0, 0]]),
+        "gt_masks": tf.pad(tf.cast(gt_masks, tf.uint8), [[0, pad], [0, 0], [0, 0]]),
+    }
+
+
+def uses_instance_path(config, augmentation=None):
+    """True when build_dataset takes the instance path (module docstring)."""
+    return bool(config.USE_MINI_MASK) and (
+        augmentation is None or hasattr(augmentation, "apply_to_instances"))
+
+
+def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, seed=None,
+                  mask_cache=None):
+    """A batched tf.data.Dataset of training inputs from a prepared Dataset.
+
+    dataset: a prepared `mrcnn.data.dataset.Dataset`; augmentation: see module
+    docstring. mask_cache: None, a folder or a `MiniMaskCache` keeping the
+    instance records on disk (instance path only; datasets whose
+    `cache_version` is None are not cached). Batches have config.BATCH_SIZE
+    images (the last partial batch is dropped).
+    """
+    if not dataset.image_ids.size:
+        raise ValueError(f"{type(dataset).__name__} has no images (did you call prepare()?)")
+    rng = np.random.default_rng(seed)
+    if mask_cache is not None and not isinstance(mask_cache, MiniMaskCache):
+        mask_cache = MiniMaskCache(mask_cache, config.MINI_MASK_SHAPE)
+
+    def load_instances(image_id):
+        return load_image_instances(dataset, config, int(image_id), mask_cache, rng)
+
+    def instance_example(image_id):
+        image, meta, class_ids, boxes, mini, frame = tf.numpy_function(
+            load_instances, [image_id],
+            [tf.uint8, tf.float32, tf.int32, tf.int32, tf.bool, tf.float32], stateful=True)
+        image.set_shape([None, None, 3])
+        class_ids.set_shape([None])
+        boxes.set_shape([None, 4])
+        mini.set_shape([None, *config.MINI_MASK_SHAPE])
+        frame.set_shape([4])
+        meta.set_shape([config.IMAGE_META_SIZE])
+        example = record_targets(image, class_ids, boxes, mini, frame, config, augmentation)
+        return {**example, "image_meta": meta}
+
+    def load_masks(image_id):
+        return load_image_gt(dataset, config, int(image_id), rng)
+
+    def mask_example(image_id):
+        image, meta, class_ids, mask = tf.numpy_function(
+            load_masks, [image_id], [tf.uint8, tf.float32, tf.int32, tf.bool], stateful=True)
+        image.set_shape([None, None, 3])
+        class_ids.set_shape([None])
+        mask.set_shape([None, None, None])
+        meta.set_shape([config.IMAGE_META_SIZE])
+        example = instance_targets(image, class_ids, mask, config, augmentation)
+        return {**example, "image_meta": meta}
+
+    load_graph = instance_example if uses_instance_path(config, augmentation) else mask_example
+    ids = tf.data.Dataset.from_tensor_slices(np.asarray(dataset.image_ids, np.int64))
+    if shuffle:
+        ids = ids.shuffle(len(dataset.image_ids), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ids = ids.repeat()
+    examples = ids.map(load_graph, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    batches = examples.batch(config.BATCH_SIZE, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    # Parallelism across images, not inside one image's ops: ~10 % more
+    # images/s on 2 cores (benchmarks/bench_pipeline.py).
+    options = tf.data.Options()
+    options.threading.max_intra_op_parallelism = 1
+    return batches.with_options(options)
+

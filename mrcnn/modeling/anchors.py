@@ -1,0 +1,110 @@
+"""Anchors of the feature pyramid, generated in the graph for any image size.
+
+Shape shorthand:
+    L: pyramid levels (P2..P6 -> 5)
+    R: anchor ratios per location (width / height)
+    A: all anchors of an image, sum over levels of Hl * Wl * R
+
+Order (it must match the RPN's reshape of its conv outputs): level by level,
+then row-major over feature-map positions (y, then x), then ratio. Anchor
+centres sit at `position * feature_stride` pixels (Matterport's convention),
+so pixel boxes can stick out of the image at the borders.
+"""
+
+import math
+
+import tensorflow as tf
+
+from mrcnn.modeling import box_ops
+
+
+def feature_shapes(image_shape, strides):
+    """Feature-map sizes of each level: ceil(image side / stride).
+
+    image_shape: (height, width, ...) -> int32 [L, 2]
+    """
+    hw = tf.cast(tf.convert_to_tensor(image_shape)[:2], tf.float32)
+    strides = tf.constant(strides, tf.float32)[:, None]
+    return tf.cast(tf.math.ceil(hw[None, :] / strides), tf.int32)
+
+
+def _level_grid(scale, ratios, shape, feature_stride, anchor_stride):
+    """A level's anchor grid: centre rows ys [Hl], columns xs [Wl], heights
+    and widths [R] (pixels). Anchors are their products, row-major."""
+    ratios = tf.constant(ratios, tf.float32)
+    heights = scale / tf.sqrt(ratios)
+    widths = scale * tf.sqrt(ratios)
+    ys = tf.cast(tf.range(0, shape[0], anchor_stride) * feature_stride, tf.float32)
+    xs = tf.cast(tf.range(0, shape[1], anchor_stride) * feature_stride, tf.float32)
+    return ys, xs, heights, widths
+
+
+def level_anchors(scale, ratios, shape, feature_stride, anchor_stride=1):
+    """Anchors of one level in pixels.
+
+    scale: side of a ratio-1 anchor in pixels; ratios: [R];
+    shape: (feature height, feature width) -> [Hl * Wl * R, 4]
+    """
+    ys, xs, heights, widths = _level_grid(scale, ratios, shape, feature_stride, anchor_stride)
+    cy, cx = tf.meshgrid(ys, xs, indexing="ij")  # [Hl, Wl]
+    centers = tf.stack([cy, cx, cy, cx], axis=-1)[:, :, None, :]  # [Hl, Wl, 1, 4]
+    half = 0.5 * tf.stack([-heights, -widths, heights, widths], axis=-1)  # [R, 4]
+    return tf.reshape(centers + half, [-1, 4])
+
+
+def pyramid_anchors(image_shape, scales, ratios, strides, anchor_stride=1, normalized=True):
+    """All anchors of an image of `image_shape` (height, width, ...).
+
+    scales: [L] one scale per level; strides: [L] feature strides;
+    returns [A, 4], normalised to [0, 1] (see box_ops.normalize) unless
+    `normalized=False`.
+    """
+    shapes = feature_shapes(image_shape, strides)
+    anchors = tf.concat(
+        [
+            level_anchors(scale, ratios, shapes[i], stride, anchor_stride)
+            for i, (scale, stride) in enumerate(zip(scales, strides))
+        ],
+        axis=0,
+    )
+    if normalized:
+        anchors = box_ops.normalize(anchors, tf.convert_to_tensor(image_shape)[:2])
+    return anchors
+
+
+def pyramid_iou(image_shape, scales, ratios, strides, boxes, anchor_stride=1):
+    """IoU of every pyramid anchor (in pixels) with every box, computed fast.
+
+    Equal, bit for bit, to `box_ops.iou(pyramid_anchors(..., normalized=False),
+    boxes)`, but the anchors of a level form a grid of rows x columns x
+    ratios, so the overlaps are computed per row and per column and only
+    multiplied out: about a third of the work on [A, K] arrays.
+    boxes: [K, 4] pixels -> [A, K]
+    """
+    boxes = tf.convert_to_tensor(boxes, tf.float32)
+    shapes = feature_shapes(image_shape, strides)
+    box_area = box_ops.area(boxes)  # [K]
+    by1, bx1, by2, bx2 = (boxes[:, i] for i in range(4))
+    levels = []
+    for i, (scale, stride) in enumerate(zip(scales, strides)):
+        ys, xs, heights, widths = _level_grid(scale, ratios, shapes[i], stride, anchor_stride)
+        ay1, ay2 = ys[:, None] - 0.5 * heights, ys[:, None] + 0.5 * heights  # [Hl, R]
+        ax1, ax2 = xs[:, None] - 0.5 * widths, xs[:, None] + 0.5 * widths  # [Wl, R]
+        # Overlaps per row and per column with each box: [Hl, R, K], [Wl, R, K].
+        oy = tf.maximum(tf.minimum(ay2[..., None], by2) - tf.maximum(ay1[..., None], by1), 0.0)
+        ox = tf.maximum(tf.minimum(ax2[..., None], bx2) - tf.maximum(ax1[..., None], bx1), 0.0)
+        inter = oy[:, None] * ox[None, :]  # [Hl, Wl, R, K]
+        anchor_area = (ay2 - ay1)[:, None] * (ax2 - ax1)[None, :]  # [Hl, Wl, R]
+        union = anchor_area[..., None] + box_area - inter
+        levels.append(tf.reshape(tf.math.divide_no_nan(inter, union), [-1, tf.shape(boxes)[0]]))
+    return tf.concat(levels, axis=0)
+
+
+def num_anchors(image_height, image_width, strides, num_ratios, anchor_stride=1):
+    """Number of anchors of an image (static Python arithmetic)."""
+    total = 0
+    for stride in strides:
+        fh = math.ceil(image_height / stride)
+        fw = math.ceil(image_width / stride)
+        total += math.ceil(fh / anchor_stride) * math.ceil(fw / anchor_stride) * num_ratios
+    return total

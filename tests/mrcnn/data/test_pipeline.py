@@ -1,0 +1,165 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mrcnn.config import Config
+from mrcnn.data import masks, pipeline
+from mrcnn.data.shapes import ShapesDataset
+from mrcnn.modeling import box_ops
+
+
+class SmallConfig(Config):
+    NAME = "small"
+    NUM_CLASSES = 4
+    IMAGES_PER_GPU = 2
+    IMAGE_MIN_DIM = 64
+    IMAGE_MAX_DIM = 128
+    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
+    MAX_GT_INSTANCES = 6
+
+
+def shapes(count=4, size=(96, 128)):
+    ds = ShapesDataset()
+    ds.load_shapes(count, *size, seed=5)
+    ds.prepare()
+    return ds
+
+
+def test_batches_have_the_documented_keys_shapes_and_dtypes():
+    config = SmallConfig()
+    batch = next(iter(pipeline.build_dataset(shapes(), config, shuffle=False)))
+    expected = {
+        "image": ([2, 128, 128, 3], tf.float32),
+        "image_meta": ([2, config.IMAGE_META_SIZE], tf.float32),
+        "gt_class_ids": ([2, 6], tf.int32),
+        "gt_boxes": ([2, 6, 4], tf.float32),
+        "gt_masks": ([2, 6, 56, 56], tf.uint8),
+    }
+    assert {k: (v.shape.as_list(), v.dtype) for k, v in batch.items()} == expected
+
+
+def test_ground_truth_agrees_with_the_dataset():
+    config = SmallConfig()
+    ds = shapes()
+    batch = next(iter(pipeline.build_dataset(ds, config, shuffle=False)))
+    image, meta, class_ids, masks = pipeline.load_image_gt(ds, config, 0)
+    n = len(class_ids)
+    np.testing.assert_array_equal(batch["gt_class_ids"][0, :n], class_ids)
+    assert (batch["gt_class_ids"][0, n:].numpy() == 0).all()
+    np.testing.assert_allclose(batch["image"][0] + config.MEAN_PIXEL, image, atol=1e-4)
+    np.testing.assert_array_equal(batch["image_meta"][0], meta)
+    # Boxes are the masks' tight boxes, normalised.
+    for k in range(n):
+        ys, xs = np.nonzero(masks[..., k])
+        tight = [ys.min(), xs.min(), ys.max() + 1, xs.max() + 1]
+        np.testing.assert_allclose(
+            box_ops.denormalize(batch["gt_boxes"][0, k], image.shape), tight
+        )
+    # Square mode: 96 x 128 -> 128 x 128 with 16 rows of padding above.
+    np.testing.assert_array_equal(meta[7:11], [16, 0, 112, 128])
+
+
+def test_augmentation_hook_transforms_image_and_masks_together():
+    config = SmallConfig()
+
+    def flip(image, masks):
+        return image[:, ::-1], masks[:, ::-1]
+
+    ds = shapes()
+    plain = next(iter(pipeline.build_dataset(ds, config, shuffle=False)))
+    flipped = next(iter(pipeline.build_dataset(ds, config, shuffle=False, augmentation=flip)))
+    np.testing.assert_allclose(flipped["image"], plain["image"][:, :, ::-1])
+    y1, x1, y2, x2 = np.moveaxis(plain["gt_boxes"].numpy(), -1, 0)
+    valid = plain["gt_class_ids"].numpy() > 0
+    # Normalised boxes (Matterport): x -> 1 - x maps x1 to 1 - x2 exactly.
+    expected = np.stack([y1, 1 - x2, y2, 1 - x1], axis=-1)[valid]
+    np.testing.assert_allclose(flipped["gt_boxes"].numpy()[valid], expected, atol=1e-6)
+    np.testing.assert_array_equal(
+        flipped["gt_masks"].numpy()[valid], plain["gt_masks"].numpy()[valid][:, :, ::-1]
+    )
+
+
+def test_more_instances_than_max_gt_instances_are_subsampled():
+    class Tight(SmallConfig):
+        MAX_GT_INSTANCES = 1
+
+    batch = next(iter(pipeline.build_dataset(shapes(), Tight(), shuffle=False)))
+    assert batch["gt_class_ids"].shape == (2, 1)
+    assert (batch["gt_class_ids"].numpy() > 0).all()
+
+
+def test_inconsistent_load_mask_names_the_image():
+    class Broken(ShapesDataset):
+        def load_mask(self, image_id):
+            masks, class_ids = super().load_mask(image_id)
+            return masks[:10], class_ids
+
+    ds = Broken()
+    ds.load_shapes(1, 64, 64)
+    ds.prepare()
+    with pytest.raises(ValueError, match="image 0 .*load_mask returned masks"):
+        pipeline.load_image_gt(ds, SmallConfig(), 0)
+
+
+class NoMini(SmallConfig):
+    USE_MINI_MASK = False
+
+
+def test_instance_path_and_mask_path_give_the_same_batch():
+    ds = shapes()
+    config = SmallConfig()
+    assert pipeline.uses_instance_path(config)
+    fast = next(iter(pipeline.build_dataset(ds, config, shuffle=False)))
+    # A plain callable augmentation forces the mask path.
+    slow = next(iter(pipeline.build_dataset(ds, config, shuffle=False,
+                                            augmentation=lambda i, m: (i, m))))
+    for key in ("image", "image_meta", "gt_class_ids", "gt_masks"):
+        np.testing.assert_array_equal(fast[key], slow[key], err_msg=key)
+    np.testing.assert_allclose(fast["gt_boxes"], slow["gt_boxes"], atol=1e-6)
+
+
+def test_instance_path_with_resize_flip_crop_and_disk_cache(tmp_path):
+    from mrcnn.data.augmentation import FlipCrop
+
+    class Cached(ShapesDataset):
+        def cache_version(self, image_id):
+            return "1"
+
+    ds = Cached()
+    ds.load_shapes(4, 48, 64, seed=5)  # square mode scales these up 2x
+    ds.prepare()
+    config = SmallConfig()
+    aug = FlipCrop(flip=1.0, crop=0.0)
+    batches = pipeline.build_dataset(ds, config, shuffle=False, augmentation=aug,
+                                     mask_cache=tmp_path, repeat=False)
+    batch = next(iter(batches))
+    assert len(list(tmp_path.iterdir())) >= 2  # prefetching may have loaded more
+    image, meta, class_ids, full = pipeline.load_image_gt(ds, config, 0)
+    n = len(class_ids)
+    np.testing.assert_allclose(batch["image"][0] + config.MEAN_PIXEL, image[:, ::-1], atol=1e-4)
+    expected = masks.boxes_from_masks(full[:, ::-1]).numpy()
+    got = box_ops.denormalize(batch["gt_boxes"][0, :n], image.shape, rounded=False)
+    np.testing.assert_allclose(got, expected, atol=1.0)
+
+
+def test_without_mini_masks_the_mask_path_gives_full_masks():
+    config = NoMini()
+    assert not pipeline.uses_instance_path(config)
+    batch = next(iter(pipeline.build_dataset(shapes(), config, shuffle=False)))
+    assert batch["gt_masks"].shape == (2, 6, 128, 128)
+
+
+def test_instances_smaller_than_a_pixel_after_resizing_are_dropped():
+    # A 512 x 512 frame shown at 64 x 64: the 4-pixel-high instance would be
+    # half a pixel high, which box_ops.normalize turns into an inverted box.
+    config = SmallConfig()
+    image = tf.zeros([64, 64, 3], tf.uint8)
+    boxes = tf.constant([[16, 16, 200, 200], [300, 300, 304, 400], [100, 300, 108, 308]])
+    mini = tf.ones([3, *config.MINI_MASK_SHAPE], tf.bool)
+    out = pipeline.record_targets(image, tf.constant([1, 2, 3]), boxes, mini,
+                                  tf.constant([0.0, 0.0, 512.0, 512.0]), config)
+    assert out["gt_class_ids"].numpy().tolist() == [1, 3, 0, 0, 0, 0]
+    gt = out["gt_boxes"].numpy()[:2]
+    assert (gt[:, 2:] >= gt[:, :2]).all()
+    np.testing.assert_allclose(box_ops.denormalize(gt, (64, 64), rounded=False),
+                               [[2, 2, 25, 25], [12.5, 37.5, 13.5, 38.5]], atol=1e-5)

@@ -1,0 +1,63 @@
+import datetime
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from mrcnn.engine import optimizers, run_dir, trainable
+from mrcnn.modeling import losses
+
+
+def test_run_folder_and_checkpoint_names_follow_matterport(tmp_path):
+    now = datetime.datetime(2026, 1, 2, 3, 4)
+    log_dir = run_dir.new_log_dir(str(tmp_path), "Cityscapes", now)
+    assert os.path.basename(log_dir) == "cityscapes20260102T0304"
+    path = run_dir.checkpoint_path(log_dir, "Cityscapes", 7)
+    assert os.path.basename(path) == "mask_rcnn_cityscapes_0007.h5"
+    assert run_dir.parse_checkpoint_path(path) == (log_dir, 7)
+    assert run_dir.parse_checkpoint_path(str(tmp_path / "mask_rcnn_coco.h5")) is None
+
+
+def test_find_last_takes_the_latest_run_and_epoch(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint of 'shapes'"):
+        run_dir.find_last(str(tmp_path), "shapes")
+    for run, epochs in (("shapes20260101T0000", [1, 2]), ("shapes20260102T0000", [1, 3])):
+        os.makedirs(tmp_path / run)
+        for e in epochs:
+            open(run_dir.checkpoint_path(str(tmp_path / run), "shapes", e), "w").close()
+    os.makedirs(tmp_path / "shapes20260103T0000")  # an empty, newer run
+    assert run_dir.find_last(str(tmp_path), "shapes").endswith(
+        os.path.join("shapes20260102T0000", "mask_rcnn_shapes_0003.h5"))
+
+
+def test_weight_decay_is_matterports_and_skips_gamma_beta():
+    dense = keras.layers.Dense(2, name="d")
+    bn = keras.layers.BatchNormalization(name="bn")
+    dense.build((None, 3))
+    bn.build((None, 2))
+    dense.kernel.assign(np.full((3, 2), 2.0, np.float32))
+    dense.bias.assign(np.array([1.0, 3.0], np.float32))
+    bn.gamma.assign(np.full((2,), 5.0, np.float32))
+    loss = losses.weight_decay_loss(dense.trainable_weights + bn.trainable_weights, 0.1)
+    # kernel: 0.1 * 24 / 6, bias: 0.1 * 10 / 2; gamma and beta left out
+    np.testing.assert_allclose(float(loss), 0.4 + 0.5, rtol=1e-6)
+
+
+def test_optimizers_clip_each_gradient():
+    sgd = optimizers.make_optimizer("sgd", 0.01, momentum=0.8, clip_norm=5.0)
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.clipnorm == 5.0
+    assert sgd.momentum == 0.8
+    adam = optimizers.make_optimizer("adam", 0.001, clip_norm=0)
+    assert isinstance(adam, keras.optimizers.Adam) and adam.clipnorm is None
+    with pytest.raises(ValueError, match="rmsprop"):
+        optimizers.make_optimizer("rmsprop", 0.1)
+
+
+def test_unknown_layer_selection_is_a_clear_error():
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1, name="mrcnn_x")])
+    assert trainable.set_trainable(model, "heads") == ["mrcnn_x"]
+    assert trainable.set_trainable(model, "3+") == ["mrcnn_x"]
+    assert trainable.set_trainable(model, r"res.*") == []
+    with pytest.raises(ValueError, match="neither"):
+        trainable.set_trainable(model, "(")
