@@ -12,22 +12,17 @@ official Cityscapes instance AP / AP50. Exit codes: 0 done; 2 bad input,
 found before any model runs. The work is in cityscapes/evaluator.py.
 """
 
-import argparse
-import os
 import sys
 
-import mrcnn
-
-mrcnn.import_tensorflow_quietly()
-
-from cityscapes import evaluator, trainer  # noqa: E402
+import cli
+from cityscapes.export import FORMATS
+from mrcnn.config import BACKBONES
 
 
 def build_parser():
-    p = trainer.UsageParser(prog="evaluate.py", description=__doc__.split("\n\n")[0],
-               formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.Parser("evaluate.py", __doc__)
     a = p.add_argument
-    a("--dataset", help=f"Cityscapes folder or 'demo' [${trainer.ENV_VAR}]")
+    cli.add_dataset_flags(p)
     a("--split", help="split to score [val]")
     a("--weights", action="append", default=[],
       help="checkpoint PATH (its run folder's config.json is used), 'last' (latest run), or "
@@ -38,7 +33,7 @@ def build_parser():
            "category_id = class id 1..K, segmentation = RLE at original size, score)")
     a("--classes", help="classes of the predictions / checkpoint when not recorded [all 10]")
     a("--report", metavar="DIR", help="write report.json, report.md, CSV tables and pictures")
-    a("--export", choices=evaluator.EXPORTS,
+    a("--export", choices=FORMATS,
       help="also write the predictions: official Cityscapes results (txt + PNG masks) or "
            "COCO-results JSON, into the --report DIR")
     a("--zero-shot", dest="zero_shot", action="store_true", default=None,
@@ -47,7 +42,7 @@ def build_parser():
     a("--images", type=int, help="score the first N images of the split [all]")
     a("--samples", type=int, help="sample images drawn in the report [3]")
     a("--logs", help="folder of the run folders, for --weights last [logs]")
-    a("--backbone", choices=trainer.BACKBONES, help="override the model's backbone")
+    a("--backbone", choices=BACKBONES, help="override the model's backbone")
     a("--image_min_dim", type=int, help="override the model's IMAGE_MIN_DIM")
     a("--image_max_dim", type=int, help="override the model's IMAGE_MAX_DIM")
     a("--legacy_matterport", action="store_true", default=None,
@@ -56,17 +51,16 @@ def build_parser():
     return p
 
 
+def work(args):
+    from cityscapes import evaluator
+
+    options = {k: v for k, v in vars(args).items()
+               if v is not None and v != [] and k != "verbose"}
+    evaluator.run(evaluator.prepare(options))
+
+
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    options = {k: v for k, v in vars(args).items() if v is not None and v != []}
-    options.setdefault("dataset", os.environ.get(trainer.ENV_VAR))
-    try:
-        plan = evaluator.prepare(options)
-        evaluator.run(plan)
-    except trainer.UsageError as e:
-        parser.error(str(e))
-    return 0
+    return cli.main(build_parser(), work, argv)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,12 @@ the Cityscapes classes (rider, caravan and trailer have no COCO class).
 TensorFlow work beyond the matching).
 
 Every check on the user's input happens in `prepare`, before a model is
-built, and fails with `trainer.UsageError` (evaluate.py prints it on one
-line and exits with 2).
+built, and fails with `cli.UsageError` (evaluate.py prints it on one line
+and exits with 2).
+
+`mask_ap50(model, dataset, image_ids)` is the headline number alone (val
+mask AP@0.5, Matterport's per-image protocol) through the same code as a
+report's: train.py's end-of-run evaluation and tuning's val_ap use it.
 """
 
 import collections
@@ -24,16 +28,19 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from cityscapes import export, predictions, report, scoring, trainer
+import cli
+from cityscapes import export, options, predictions, report, scoring
 from cityscapes.config import CityscapesConfig
+from cityscapes.dataset import CityscapesDataset
 from cityscapes.labels import INSTANCE_CLASSES, ClassMap
-from cityscapes.trainer import UsageError
+from cityscapes.rasterize import CityscapesDataError
+from cli import UsageError
 
-DEFAULTS = {"dataset": None, "split": "val", "weights": [], "names": None, "report": None,
-            "predictions": None, "export": None, "zero_shot": False, "images": None,
-            "samples": 3, "logs": "logs", "classes": None, "legacy_matterport": False,
-            "backbone": None, "image_min_dim": None, "image_max_dim": None}
-EXPORTS = ("cityscapes", "coco")
+DEFAULTS = {"dataset": None, "annotations": "auto", "split": "val", "weights": [],
+            "names": None, "report": None, "predictions": None, "export": None,
+            "zero_shot": False, "images": None, "samples": 3, "logs": "logs", "classes": None,
+            "legacy_matterport": False, "backbone": None, "image_min_dim": None,
+            "image_max_dim": None}
 # Matterport's COCO class ids of the classes Cityscapes also has (same names).
 COCO_TO_CITYSCAPES = {1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 6: "bus",
                       7: "train", 8: "truck"}
@@ -46,29 +53,30 @@ def _model_spec(o, spec):
     if spec == "coco" and not o["zero_shot"]:
         raise UsageError("--weights coco is the 81-class COCO model: add --zero-shot")
     if o["zero_shot"]:
-        path = trainer.weights_path({"weights": spec, "resume_from": None},
-                                    o["backbone"] or "resnet101")
-        if not os.path.isfile(path):
+        from mrcnn.engine import initial_weights
+
+        try:
+            path = initial_weights.weights_file(spec, o["backbone"] or "resnet101")
+        except initial_weights.WeightsError as e:
+            raise UsageError(f"--weights {spec}: {e}")
+        if path is None or not os.path.isfile(path):
             raise UsageError(f"--weights {spec}: no such file")
         config = CityscapesConfig.from_dict({"NUM_CLASSES": COCO_NUM_CLASSES, "NAME": "coco",
                                              **_overrides(o)})
         return path, config, list(INSTANCE_CLASSES)
     if spec == "last":
-        path = trainer.last_checkpoint(o["logs"], trainer.run_name(o["dataset"]))
+        path = options.last_checkpoint(o["logs"], options.run_name(o["dataset"]))
     else:
         path = os.path.expanduser(spec)
     if not os.path.isfile(path):
         raise UsageError(f"--weights {spec}: no such file")
-    folder = os.path.dirname(os.path.abspath(path))
-    config_path = os.path.join(folder, "config.json")
-    if not os.path.isfile(config_path):
-        raise UsageError(f"--weights {spec}: no config.json beside it in {folder} "
-                         f"(train.py writes one in each run folder)")
+    from mrcnn.engine.inference import RunRecordError, run_config
+
     try:
-        with open(config_path, encoding="utf-8") as f:
-            config = CityscapesConfig.from_dict({**json.load(f), **_overrides(o)})
-    except ValueError as e:
-        raise UsageError(f"{config_path}: {e}")
+        config = run_config(path, _overrides(o))
+    except RunRecordError as e:
+        raise UsageError(f"--weights {spec}: {e}")
+    folder = os.path.dirname(os.path.abspath(path))
     classes = None
     args_path = os.path.join(folder, "train_args.json")
     if os.path.isfile(args_path):
@@ -94,13 +102,11 @@ def _overrides(o):
 def prepare(options):
     """Check everything, load the split and the models' configs -> plan."""
     o = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    if not o["dataset"]:
-        raise UsageError(f"--dataset: give a Cityscapes folder or 'demo' "
-                         f"(or set ${trainer.ENV_VAR})")
+    o["dataset"] = cli.dataset_value(o["dataset"])
     if bool(o["weights"]) == bool(o["predictions"]):
         raise UsageError("give either --weights (one or more) or --predictions FILE")
-    if o["export"] and o["export"] not in EXPORTS:
-        raise UsageError(f"--export {o['export']}: choose from {', '.join(EXPORTS)}")
+    if o["export"] and o["export"] not in export.FORMATS:
+        raise UsageError(f"--export {o['export']}: choose from {', '.join(export.FORMATS)}")
     if o["export"] and not o["report"]:
         raise UsageError(f"--export {o['export']}: needs --report DIR (the files go there)")
     if o["images"] is not None and o["images"] < 1:
@@ -111,7 +117,7 @@ def prepare(options):
         raise UsageError(f"--names {o['names']}: {len(names)} names for {count} models")
     if names is not None and len(set(names)) != len(names):
         raise UsageError(f"--names {o['names']}: names must differ")
-    root = trainer.dataset_root(o)
+    root = cli.dataset_root(o["dataset"])
     models = []
     for i, spec in enumerate(o["weights"]):
         path, config, classes = _model_spec(o, spec)
@@ -136,7 +142,12 @@ def prepare(options):
         ClassMap(models[0]["classes"])
     except ValueError as e:
         raise UsageError(f"--classes: {e}")
-    dataset = trainer.load_split(root, o["split"], INSTANCE_CLASSES)
+    dataset = CityscapesDataset(INSTANCE_CLASSES)
+    try:
+        dataset.load_cityscapes(root, o["split"], annotations=o["annotations"])
+    except CityscapesDataError as e:
+        raise UsageError(f"--dataset {root}: {e}")
+    dataset.prepare()
     ids = list(dataset.image_ids[:o["images"]] if o["images"] else dataset.image_ids)
     return {"options": o, "root": root, "dataset": dataset, "image_ids": ids, "models": models}
 
@@ -239,26 +250,51 @@ def _predictions(plan, model, ids, stems, log):
             yield stem, image_id, by_stem[stem], None
         return
     net = _inference_model(model)
-    for n, (stem, image_id) in enumerate(zip(stems, ids)):
-        r = net.detect([dataset.load_image(image_id)])[0]
-        if model["zero_shot"]:
-            r = _coco_to_cityscapes(r)
-        yield stem, image_id, predictions.from_detections(r), r.get("proposals")
+    for n, (stem, image_id, preds, proposals) in enumerate(
+            detections(net, dataset, ids, coco_classes=model["zero_shot"])):
+        yield stem, image_id, preds, proposals
         if (n + 1) % 50 == 0:
             log(f"{model['name']}: {n + 1}/{len(ids)} images")
 
 
-def _inference_model(model):
-    from mrcnn.model import MaskRCNN
+def detections(net, dataset, image_ids, coco_classes=False):
+    """(stem, image_id, predictions, proposals) per image: an inference
+    MaskRCNN's detections as predictions (RLE masks, cityscapes/predictions.py);
+    coco_classes: those of an 81-class COCO model, renamed."""
+    for image_id in image_ids:
+        r = net.detect([dataset.load_image(image_id)])[0]
+        if coco_classes:
+            r = _coco_to_cityscapes(r)
+        yield (dataset.image_info[image_id]["id"], image_id, predictions.from_detections(r),
+               r.get("proposals"))
 
-    config = type(model["config"]).from_dict(
-        {**model["config"].to_dict(), "IMAGES_PER_GPU": 1, "GPU_COUNT": 1})
-    net = MaskRCNN("inference", config, os.path.dirname(os.path.abspath(model["path"])))
+
+def mask_ap50(net, dataset, image_ids):
+    """Mask AP@0.5 (Matterport's per-image protocol) of an inference
+    MaskRCNN on images of a CityscapesDataset, by the code evaluate.py's
+    reports use. -> {"mask_ap50", "images" (scored), "without_instances",
+    "scored" (their ids, in order)}"""
+    scorer = scoring.Scorer(ClassMap(dataset.class_names[1:]), all_protocols=False)
+    scored, without = [], 0
+    streams = zip(detections(net, dataset, image_ids),
+                  read_ahead(dataset.load_instance_ids, image_ids))
+    for (stem, image_id, preds, _), gt_ids in streams:
+        if scorer.add(stem, gt_ids, preds):
+            scored.append(image_id)
+        else:
+            without += 1
+    ap = scorer.result()["matterport"]["ap50"]
+    return {"mask_ap50": float("nan") if ap is None else ap, "images": len(scored),
+            "without_instances": without, "scored": scored}
+
+
+def _inference_model(model):
+    from mrcnn.engine.inference import inference_model
+
     try:
-        net.load_weights(model["path"], by_name=True)
+        return inference_model(model["config"], weights=model["path"])
     except ValueError as e:
         raise UsageError(f"--weights {model['path']}: {e}")
-    return net
 
 
 def _coco_to_cityscapes(result):

@@ -34,6 +34,10 @@ from PIL import Image
 from mrcnn import files
 from mrcnn.evaluation import rle
 
+# The formats evaluate.py --export writes: this module's, and COCO results
+# (cityscapes/predictions.py).
+FORMATS = ("cityscapes", "coco")
+
 MASK_FOLDER = "masks"
 TXT_SUFFIX = "_pred.txt"
 

@@ -35,14 +35,16 @@ class Scorer:
     """Matterport, COCO and official Cityscapes AP of one model's predictions.
 
     class_map: `labels.ClassMap` of the model's classes (ids 1..K).
+    all_protocols: False scores Matterport's protocol alone (the mask
+        AP@0.5 that train.py and tuning print, at a fraction of the cost).
     """
 
-    def __init__(self, class_map, legacy_matterport=False):
+    def __init__(self, class_map, legacy_matterport=False, all_protocols=True):
         self.class_map = class_map
         names = ["BG"] + list(class_map.names)
         self.matterport = mask_ap.MatterportEval(names, legacy_matterport=legacy_matterport)
-        self.coco = CocoEval(names)
-        self.cityscapes = CityscapesInstanceEval()
+        self.coco = CocoEval(names) if all_protocols else None
+        self.cityscapes = CityscapesInstanceEval() if all_protocols else None
         self.images = 0
 
     def add(self, key, gt_ids, predictions):
@@ -55,10 +57,13 @@ class Scorer:
         ov = rle.overlap_counts(gt_ids, rles)
         instance, crowd, class_ids = value_classes(ov["values"], self.class_map)
         iou = mask_ap.iou_from_overlaps(ov["intersection"][:, instance].T,
-                                           ov["value_pixels"][instance], ov["areas"])
+                                        ov["value_pixels"][instance], ov["areas"])
         pred_classes = np.asarray(predictions["class_ids"], np.int32)
         self.matterport.add_image(key, class_ids[instance], pred_classes,
                                   predictions["scores"], iou)
+        self.images += 1
+        if self.coco is None:
+            return int(instance.sum())
         gt_values = np.concatenate([ov["values"][instance], ov["values"][crowd]])
         self.coco.add_image(
             height, width, np.concatenate([class_ids[instance], class_ids[crowd]]),
@@ -67,28 +72,31 @@ class Scorer:
             pred_classes, predictions["scores"], rles, predictions.get("boxes"))
         label_ids = np.array([self.class_map.label_id(c) for c in pred_classes], np.int64)
         self.cityscapes.add_image(gt_ids, label_ids, predictions["scores"], rles, overlaps=ov)
-        self.images += 1
         return int(instance.sum())
 
     def result(self):
         """The report.json entry of the model: {"matterport", "coco",
-        "cityscapes"} (see cityscapes/report.py), plus "_details" with the
+        "cityscapes"} (see cityscapes/report.py; "matterport" alone when not
+        all_protocols), plus "_details" with the
         per-image APs and the precision/recall curves for the pictures."""
         m = self.matterport.result()
-        c = self.cityscapes.result()
-        return {
+        entry = {
             "matterport": {"ap50": _num(m["ap50"]), "ap_by_iou": {k: _num(v) for k, v in
                                                                    m["ap_by_iou"].items()},
                            "rap": _num(m["rap"]), "cap50": {k: _num(v) for k, v in
                                                             m["cap50"].items()},
                            "images": len(m["per_image"]), "without_ground_truth": len(m["skipped"])},
-            "coco": self.coco.result(),
-            "cityscapes": {"AP": _num(c["AP"]), "AP50": _num(c["AP50"]),
-                           "classes": {name: {"AP": _num(c["classes"][name]["AP"]),
-                                              "AP50": _num(c["classes"][name]["AP50"])}
-                                       for name in EVALUATED_CLASSES}},
             "_details": {"per_image": m["per_image"], "pr_curve": m["pr_curve"]},
         }
+        if self.coco is not None:
+            c = self.cityscapes.result()
+            entry["coco"] = self.coco.result()
+            entry["cityscapes"] = {
+                "AP": _num(c["AP"]), "AP50": _num(c["AP50"]),
+                "classes": {name: {"AP": _num(c["classes"][name]["AP"]),
+                                   "AP50": _num(c["classes"][name]["AP50"])}
+                            for name in EVALUATED_CLASSES}}
+        return entry
 
 
 def _num(v):

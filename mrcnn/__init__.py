@@ -32,3 +32,10 @@ def import_tensorflow_quietly():
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+def quiet_start(verbose=False):
+    """The command lines' start-up: TensorFlow imported without its banner
+    unless `verbose`."""
+    if not verbose:
+        import_tensorflow_quietly()

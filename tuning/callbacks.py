@@ -21,7 +21,6 @@ import os
 import keras
 
 from mrcnn import files
-from mrcnn.evaluation import mask_ap
 from tuning import layout
 
 
@@ -97,8 +96,9 @@ def _checkpoint_files(run, epoch):
 
 
 class ValAP(keras.callbacks.Callback):
-    """logs[key] = mask AP@0.5 (Matterport's per-image protocol) of the
-    epoch's checkpoint on `image_ids` of `dataset`.
+    """logs[key] = mask AP@0.5 (Matterport's per-image protocol, evaluate.py's
+    code path: cityscapes.evaluator.mask_ap50) of the epoch's checkpoint
+    on `image_ids` of `dataset`.
 
     config: the trial's training Config; the inference model (one image a
     batch, one device) is built here, before training, outside any
@@ -107,17 +107,17 @@ class ValAP(keras.callbacks.Callback):
 
     def __init__(self, config, dataset, image_ids, run, key="val_ap"):
         super().__init__()
-        from mrcnn.model import MaskRCNN
+        from mrcnn.engine.inference import inference_model
 
-        infer_config = type(config).from_dict(
-            {**config.to_dict(), "IMAGES_PER_GPU": 1, "GPU_COUNT": 1})
-        self.infer = MaskRCNN("inference", infer_config, run)
+        self.infer = inference_model(config, model_dir=run)
         self.dataset, self.image_ids, self.run, self.key = dataset, list(image_ids), run, key
 
     def on_epoch_end(self, epoch, logs=None):
+        from cityscapes.evaluator import mask_ap50
+
         path = layout.checkpoint(self.run, self.infer.config.NAME, epoch + 1)
         self.infer.load_weights(path, by_name=True)
-        ap = float(mask_ap.evaluate_model(self.infer, self.dataset, self.image_ids)["ap"][0])
+        ap = mask_ap50(self.infer, self.dataset, self.image_ids)["mask_ap50"]
         if math.isnan(ap):
             raise ValueError(f"{self.key}: no image of the val subset has instances to score")
         if logs is not None:

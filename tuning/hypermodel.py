@@ -5,12 +5,12 @@
     model.log_dir = ".../trial_0003/run"; model.epoch = 1   # the tuner's doing (tuner.py)
     metrics = hypermodel.fit(hp, model, epochs=3, initial_epoch=1, callbacks=[...])
 
-A trial's options are the sweep's base options (trainer.resolve_options:
+A trial's options are the sweep's base options (cityscapes.options.resolve:
 flags, --hparams, demo, defaults) updated by its hyperparameters
-(spaces.options_of); they go through train.py's own checks and Config
-(cityscapes/trainer.py), so a trial trains exactly as
-`train.py --hparams` with the same values would: one stage of
-`options["layers"]` at `options["lr"]`, --gpus N on a MirroredStrategy.
+(spaces.options_of); they go through train.py's own checks, Config and
+model building (cityscapes/trainer.py, mrcnn/engine/), so a trial trains
+exactly as `train.py --hparams` with the same values would: one stage of
+`options.layers` at `options.lr`, --gpus N on a MirroredStrategy.
 
 `fit` trains from `initial_epoch` to `epochs` (cumulative, Matterport's
 convention), passes Keras Tuner's `callbacks` on to Keras (their logs
@@ -26,11 +26,11 @@ import json
 
 import keras_tuner
 
+from cityscapes import options as opts
 from cityscapes import trainer
 from mrcnn import files
 from mrcnn.data.dataset import Dataset
 from mrcnn.engine.callbacks import NonFiniteLossError
-from mrcnn.engine.schedule import Stage
 from tuning import callbacks as trial_callbacks
 from tuning import layout, objectives, spaces
 
@@ -49,7 +49,7 @@ class MaskRCNNHyperModel(keras_tuner.HyperModel):
     """Builds and trains a trial's Mask R-CNN.
 
     space: a checked space (spaces.check_space); base: the sweep's resolved
-    options; data: SweepData (None on a chief, which builds nothing);
+    options (cityscapes.options.TrainOptions); data: SweepData (None on a chief, which builds nothing);
     objective: "val_loss" | "val_ap".
     """
 
@@ -62,21 +62,17 @@ class MaskRCNNHyperModel(keras_tuner.HyperModel):
         spaces.declare(hp, self.space)
 
     def options(self, hp):
-        """The train.py options of a trial. -> dict"""
-        return spaces.options_of(hp.values, self.base)
+        """The train.py options of a trial: one stage of its layers (the
+        epochs are Keras Tuner's). -> TrainOptions"""
+        values = spaces.options_of(hp.values, opts.record(self.base))
+        return opts.TrainOptions(**dict(values, schedule=None))
 
     def plan(self, hp):
-        """trainer's plan of a trial (checked options, datasets, Config)."""
+        """trainer's Plan of a trial (checked options, the sweep's datasets, Config)."""
         if self.data is None:
             raise RuntimeError("this hypermodel has no datasets (a chief builds no models)")
-        options = self.options(hp)
-        trainer.check_options(options)
         d = self.data
-        config = trainer.build_config(options, 1 + len(d.classes), len(d.train.image_ids),
-                                      len(d.val.image_ids))
-        return {"options": options, "stages": [Stage(options["layers"], 1)],
-                "classes": d.classes, "root": d.root, "train": d.train, "val": d.val,
-                "config": config}
+        return trainer.prepare(self.options(hp), data=(d.root, d.train, d.val))
 
     def build(self, hp):
         """A training MaskRCNN with the trial's Config and --weights loaded.
@@ -104,10 +100,10 @@ class MaskRCNNHyperModel(keras_tuner.HyperModel):
                 trial_callbacks.PruneCheckpoints(run)]
         try:
             if initial_epoch < epochs:
-                model.train(self.data.train, self.data.val, o["lr"], epochs, o["layers"],
-                            augmentation=trainer.augmentation_of(o),
+                model.train(self.data.train, self.data.val, o.lr, epochs, o.layers,
+                            augmentation=trainer.augmentation(o),
                             custom_callbacks=own + list(callbacks or []),
-                            freeze=trainer.freeze_of(o), mask_cache=trainer.mask_cache_of(o))
+                            freeze=opts.freeze(o), mask_cache=opts.mask_cache(o))
         except NonFiniteLossError as e:
             record_non_finite(run, e)
             print(f"Trial stopped: {e}")

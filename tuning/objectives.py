@@ -12,7 +12,7 @@ import math
 
 import keras_tuner
 
-from cityscapes.trainer import UsageError
+from cli import UsageError
 
 DIRECTIONS = {"val_loss": "min", "val_ap": "max"}
 

@@ -201,7 +201,7 @@ def _finite(obj):
 def to_json(meta, records):
     """results.json: settings, the ranking (best first) and every trial. -> dict"""
     objective = meta["objective"]
-    best = [dict(r, rank=i + 1, options=spaces.exported_options(r["values"], meta.get("hparams")))
+    best = [dict(r, rank=i + 1, options=trial_options(meta, r))
             for i, r in enumerate(ranking(records, objective))]
     return _finite({"sweep": meta, "objective": objective,
                     "direction": objectives.DIRECTIONS[objective], "best": best,
@@ -217,13 +217,23 @@ def write(project, meta, records, top=10):
     return md, js
 
 
+def trial_options(meta, record):
+    """The train.py options that train a trial again: the sweep's options
+    (dataset, subsets, seed, image size, ...) with the trial's values, for
+    its number of epochs in one stage. -> dict"""
+    options = spaces.exported_options(record["values"], meta.get("train_options"))
+    if record.get("epochs"):
+        options.update(epochs=int(record["epochs"]), schedule=None)
+    return options
+
+
 def best_export(meta, records):
     """What --export_best writes, or None when no trial has finished. -> dict"""
     ranked = ranking(records, meta["objective"])
     if not ranked:
         return None
     best = ranked[0]
-    return {"hparams": spaces.exported_options(best["values"], meta.get("hparams")),
+    return {"hparams": trial_options(meta, best),
             "trial_id": best["trial_id"], "objective": meta["objective"],
             "score": best["score"], "epochs": best["epochs"], "stage": meta["stage"],
             "project": meta.get("project")}

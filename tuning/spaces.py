@@ -9,7 +9,7 @@ A space is a dict from hyperparameter name to a spec:
                                                   (default) or "log"; optional "step"
 
 Names are the train.py options a trial may set (`TUNABLE`, keys of
-cityscapes.trainer.DEFAULTS) plus "beta_1", Adam's name for the `momentum`
+cityscapes.options.TrainOptions) plus "beta_1", Adam's name for the `momentum`
 option ("SGD momentum, Adam beta_1"). A space file (JSON, or YAML when
 PyYAML is installed) holds such a dict; its entries replace the stage's,
 and `null` removes one (the option then comes from the sweep's base
@@ -17,7 +17,7 @@ options: flags, --hparams, defaults):
 
     {"weights": "none", "backbone": "resnet50", "lr": [1e-4, 1e-5]}
 
-COCO weights exist for ResNet-101 only (trainer.check_options refuses
+COCO weights exist for ResNet-101 only (cityscapes.options.check refuses
 resnet50): when `weights` may be "coco" and `backbone` is a choice, the
 backbone is declared conditional on the non-COCO weights, and a COCO trial
 trains ResNet-101.
@@ -27,9 +27,10 @@ import json
 import math
 import os
 
-from cityscapes.trainer import AUGMENTATIONS, DEFAULTS, UsageError
+from cityscapes.options import AUGMENTATIONS, FIELDS
+from cli import UsageError
 from mrcnn.config import BACKBONES, OPTIMIZERS
-from mrcnn.engine.trainable import LAYER_REGEX
+from mrcnn.engine.schedule import LAYER_REGEX
 
 STAGES = ("coarse", "fine")
 # Float hyperparameters and the train.py option each one sets.
@@ -246,9 +247,9 @@ def hyperparameters(values):
 
 
 def options_of(values, base):
-    """train.py options of a trial: `base` updated by its hyperparameters
-    (beta_1 sets momentum; a trial that picks COCO weights trains
-    ResNet-101, the only COCO backbone). -> dict"""
+    """A trial's options: `base` (a dict of option values) updated by its
+    hyperparameters (beta_1 sets momentum; a trial that picks COCO weights
+    trains ResNet-101, the only COCO backbone). -> dict"""
     options = dict(base)
     for name, value in hyperparameters(values).items():
         options[NUMERIC.get(name, name)] = value
@@ -257,9 +258,8 @@ def options_of(values, base):
     return options
 
 
-def exported_options(values, base_hparams=None):
+def exported_options(values, base):
     """The option values to hand to `train.py --hparams`: the sweep's base
-    hparams (e.g. the coarse stage's best) updated by the trial's. -> dict
-    of trainer.DEFAULTS names."""
-    options = options_of(values, dict(base_hparams or {}))
-    return {k: v for k, v in options.items() if k in DEFAULTS}
+    options (a dict of TrainOptions names) updated by the trial's. -> dict"""
+    options = options_of(values, dict(base or {}))
+    return {k: v for k, v in options.items() if k in FIELDS and k != "hparams"}

@@ -6,8 +6,10 @@
     summary = run(settings)
 
 `options` are train.py options given on the command line (dataset,
-hparams, gpus, image sizes, ...): trainer.resolve_options turns them into
-the base options every trial starts from. All checks of the input happen
+hparams, gpus, image sizes, ...): cityscapes.options.resolve turns them
+into the base options every trial starts from. The train / val subsets
+default to 154 / 59 images (seeded), or the whole split when it has fewer
+(the demo's 24 val scenes). All checks of the input happen
 before the first trial, and raise UsageError (exit 2): the space, every
 combination of its categorical values through train.py's own checks, the
 COCO / ImageNet files it needs, the datasets, and, when the project folder
@@ -22,8 +24,10 @@ import itertools
 import json
 import os
 
+import cli
+from cityscapes import options as opts
 from cityscapes import trainer
-from cityscapes.labels import INSTANCE_CLASSES
+from cli import UsageError
 from mrcnn import files
 from mrcnn.engine import devices
 from tuning import layout, objectives, results, spaces
@@ -34,6 +38,8 @@ from tuning.tuner import SweepTuner, role
 FINGERPRINT_OPTIONS = ("weights", "backbone", "optimizer", "lr", "momentum", "weight_decay",
                        "layers", "augment", "freeze", "images_per_gpu", "image_min_dim",
                        "image_max_dim", "classes", "steps_per_epoch", "validation_steps", "seed")
+# Subset sizes when --train_images / --val_images are not given (capped at the split).
+DEFAULT_SUBSETS = {"train": 154, "val": 59}
 FINGERPRINT = ("stage", "objective", "max_epochs", "factor", "iterations", "train_images",
                "val_images", "space", "base")
 
@@ -52,7 +58,7 @@ def check_numbers(s):
     if not (isinstance(s["iterations"], int) and s["iterations"] >= 1):
         raise _bad("iterations", s, "must be a positive integer")
     for name in ("train_images", "val_images"):
-        if not (isinstance(s[name], int) and s[name] >= 0):
+        if s[name] is not None and not (isinstance(s[name], int) and s[name] >= 0):
             raise _bad(name, s, "must be 0 (the whole split) or a positive integer")
     for name in ("max_trials", "max_consecutive_failures"):
         if s.get(name) is not None and not (isinstance(s[name], int) and s[name] >= 1):
@@ -62,7 +68,7 @@ def check_numbers(s):
 
 
 def _bad(name, settings, why):
-    return trainer.UsageError(f"--{name} {settings[name]}: {why}")
+    return UsageError(f"--{name} {settings[name]}: {why}")
 
 
 def stage_optimizer(stage, flag, base):
@@ -70,7 +76,7 @@ def stage_optimizer(stage, flag, base):
     stage without it, the base options' (e.g. from the coarse --hparams)."""
     if flag is not None or stage == "coarse":
         return flag
-    return base["optimizer"]
+    return base.optimizer
 
 
 def resolve_space(settings, base):
@@ -113,15 +119,15 @@ def check_trials(space, base):
     combos = categorical_combinations(space)
     checked = []
     for values in combos + list(numeric_variations(space, combos[0])):
-        options = spaces.options_of(values, base)
+        options = opts.TrainOptions(**spaces.options_of(values, opts.record(base)))
         try:
-            trainer.check_options(options)
-        except trainer.UsageError as e:
+            opts.check(options)
+        except UsageError as e:
             shown = ", ".join(f"{k}={v}" for k, v in values.items())
-            raise trainer.UsageError(f"space ({shown}): {e}")
+            raise UsageError(f"space ({shown}): {e}")
         checked.append(options)
-    if base["dataset"] == "demo" and any(o["weights"] == "coco" for o in checked):
-        raise trainer.UsageError("weights coco: the demo's narrow heads (cityscapes/config.py "
+    if base.dataset == "demo" and any(o.weights == "coco" for o in checked):
+        raise UsageError("weights coco: the demo's narrow heads (cityscapes/config.py "
                                  "DemoConfig) do not load Matterport's COCO weights; use "
                                  "imagenet or none (--weights, or a --space file)")
     return checked
@@ -130,14 +136,16 @@ def check_trials(space, base):
 def fetch_weights(checked_options):
     """The COCO / ImageNet files the trials need, found or downloaded now
     (UsageError saying where to get them otherwise). -> their paths"""
-    needed = sorted({(o["weights"], o["backbone"]) for o in checked_options
-                     if o["weights"] in ("coco", "imagenet")})
+    from mrcnn.engine import initial_weights
+
+    needed = sorted({(o.weights, o.backbone) for o in checked_options
+                     if o.weights in ("coco", "imagenet")})
     paths = []
     for kind, backbone in needed:
         try:
-            paths.append(trainer.weights_path({"weights": kind}, backbone))
-        except trainer.UsageError as e:
-            raise trainer.UsageError(f"{e} (the sweep's trials need {kind} weights for "
+            paths.append(initial_weights.weights_file(kind, backbone))
+        except initial_weights.WeightsError as e:
+            raise UsageError(f"--weights {kind}: {e} (the sweep's trials need {kind} weights for "
                                      f"{backbone}: give others with --weights or a --space "
                                      "file, e.g. {\"weights\": \"none\"})")
     return paths
@@ -148,7 +156,7 @@ def check_devices(gpus):
     try:
         devices.make_strategy(gpus)
     except ValueError as e:
-        raise trainer.UsageError(f"--gpus {gpus}: {e}")
+        raise UsageError(f"--gpus {gpus}: {e}")
 
 
 # -------------------------------------------------------------- settings
@@ -156,7 +164,7 @@ def fingerprint(settings, base, space):
     """What a re-run of the sweep must match (JSON-normalised dict)."""
     record = {k: settings[k] for k in FINGERPRINT if k not in ("space", "base")}
     record["space"] = space
-    record["base"] = {k: base[k] for k in FINGERPRINT_OPTIONS}
+    record["base"] = {k: getattr(base, k) for k in FINGERPRINT_OPTIONS}
     return json.loads(json.dumps(record))
 
 
@@ -175,41 +183,59 @@ def check_fingerprint(project, record):
         old = {k: v for k, v in json.load(f).items() if k in FINGERPRINT}
     diff = _differences(old, record)
     if diff:
-        raise trainer.UsageError(f"{project} holds a sweep with other settings ({'; '.join(diff)}):"
+        raise UsageError(f"{project} holds a sweep with other settings ({'; '.join(diff)}):"
                                  " use another --project, or --overwrite to start again")
 
 
-def write_meta(project, record, settings, base_hparams):
+def write_meta(project, record, settings, train_options):
     """sweep.json: the fingerprint, plus what results need (project name,
-    the --hparams base). -> the dict"""
-    meta = dict(record, project=settings["project"], hparams=base_hparams)
+    the train.py options every trial started from, with the subsets'
+    sizes: --export_best adds the best trial's values to them). -> the dict"""
+    meta = dict(record, project=settings["project"], train_options=train_options)
     files.write_text(layout.sweep_file(project), json.dumps(meta, indent=2) + "\n")
     return meta
 
 
 # ------------------------------------------------------------------ data
-def _classes(base):
-    if base["classes"] == "all":
-        return INSTANCE_CLASSES
-    wanted = {c.strip() for c in str(base["classes"]).split(",")}
-    return tuple(c for c in INSTANCE_CLASSES if c in wanted)
+def _subset(root, split, classes, base, size):
+    """One split's seeded subset: `size` images (0: all; None: the default
+    size, or the whole split when it has fewer)."""
+    seed = base.seed or 0
+    flag = f"--{split}_images"
+    try:
+        if size is None:
+            try:
+                return trainer.load_split(root, split, classes, base.annotations,
+                                          DEFAULT_SUBSETS[split], seed)
+            except UsageError as e:
+                if "available" not in str(e):
+                    raise
+            size = 0
+        return trainer.load_split(root, split, classes, base.annotations, size or None, seed)
+    except UsageError as e:
+        if str(e).startswith("--dataset"):
+            raise
+        raise UsageError(f"{flag} {size}: {str(e).split(': ', 1)[-1]}")
 
 
 def load_data(base, train_images, val_images):
     """The train / val subsets every trial uses (seeded by --seed, else 0). -> SweepData"""
-    classes = _classes(base)
-    root = trainer.dataset_root(base)
-    seed = base["seed"] or 0
-    splits = []
-    for split, flag, n in (("train", "train_images", train_images),
-                           ("val", "val_images", val_images)):
-        try:
-            splits.append(trainer.load_split(root, split, classes, subset=n or None, seed=seed))
-        except ValueError as e:
-            if isinstance(e, trainer.UsageError):
-                raise
-            raise trainer.UsageError(f"--{flag} {n}: {e}")
-    return SweepData(splits[0], splits[1], tuple(classes), root)
+    classes = opts.classes(base)
+    root = cli.dataset_root(base.dataset)
+    train = _subset(root, "train", classes, base, train_images)
+    val = _subset(root, "val", classes, base, val_images)
+    return SweepData(train, val, tuple(classes), root)
+
+
+def train_options(base, data):
+    """What every trial starts from, as train.py options: the base options
+    with the dataset and the sizes of the subsets the trials saw. -> dict"""
+    record = opts.record(base)
+    record.pop("hparams")
+    if data is not None:
+        record["train_images"] = len(data.train.image_ids)
+        record["val_images"] = len(data.val.image_ids)
+    return record
 
 
 # ------------------------------------------------------------------- run
@@ -219,28 +245,26 @@ def prepare(settings):
     objectives.check(settings["objective"])
     who = role()
     if who == "worker" and settings.get("overwrite"):
-        raise trainer.UsageError("--overwrite: only the chief (or a sweep without workers) may "
+        raise UsageError("--overwrite: only the chief (or a sweep without workers) may "
                                  "start a shared sweep again")
     explicit = dict(settings["options"])
     if explicit.get("weights") == "last":
-        raise trainer.UsageError("--weights last: a sweep starts every trial anew; give coco, "
-                                 "imagenet, none or a file")
-    base = trainer.resolve_options(explicit)
-    base_hparams = trainer.read_hparams(explicit["hparams"]) if explicit.get("hparams") else {}
+        raise UsageError("--weights last: a sweep starts every trial anew; give coco, "
+                         "imagenet, none or a file")
+    base, _ = opts.resolve(explicit)
     space = resolve_space(settings, base)
     checked = check_trials(space, base)
     record = fingerprint(settings, base, space)
-    data = None
-    if who != "chief":  # the chief serves the oracle: no datasets, no models
+    data = load_data(base, settings["train_images"], settings["val_images"])
+    if who != "chief":  # the chief serves the oracle: it builds no models
         fetch_weights(checked)
-        check_devices(base["gpus"])
-        data = load_data(base, settings["train_images"], settings["val_images"])
-        if settings["objective"] == "val_ap" and data.val.num_without_instances == len(
-                data.val.image_ids):
-            raise trainer.UsageError("--objective val_ap: no image of the val subset has "
-                                     "instances to score")
+        check_devices(base.gpus)
+    if settings["objective"] == "val_ap" and data.val.num_without_instances == len(
+            data.val.image_ids):
+        raise UsageError("--objective val_ap: no image of the val subset has "
+                         "instances to score")
     return {"role": who, "base": base, "space": space, "record": record,
-            "base_hparams": base_hparams, "data": data}
+            "train_options": train_options(base, data), "data": data}
 
 
 def make_tuner(settings, prepared):
@@ -267,7 +291,7 @@ def run(settings, log=print):
     prepared = prepare(settings)
     tuner = make_tuner(settings, prepared)
     project = tuner.project_dir
-    meta = write_meta(project, prepared["record"], settings, prepared["base_hparams"])
+    meta = write_meta(project, prepared["record"], settings, prepared["train_options"])
     stopped = None
     try:
         tuner.search()

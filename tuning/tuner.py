@@ -38,7 +38,7 @@ import time
 import keras
 import keras_tuner
 
-from cityscapes import trainer
+from cli import UsageError
 from mrcnn import files
 from tuning import layout, objectives
 from tuning.callbacks import read_epochs, write_epochs
@@ -83,7 +83,7 @@ def role():
         return "standalone"
     missing = [v for v in ("KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID") if not env.get(v)]
     if missing:
-        raise trainer.UsageError(f"KERASTUNER_ORACLE_IP is set but {' and '.join(missing)} "
+        raise UsageError(f"KERASTUNER_ORACLE_IP is set but {' and '.join(missing)} "
                                  "not: a distributed sweep needs all three")
     return "chief" if "chief" in env["KERASTUNER_TUNER_ID"] else "worker"
 
@@ -193,7 +193,7 @@ class SweepTuner(keras_tuner.Tuner):
         gc.collect()
         try:
             model = self.hypermodel.build(trial.hyperparameters)
-        except trainer.UsageError as e:
+        except UsageError as e:
             raise TrialUsageError(str(e)) from e
         start, source = self._starting_point(model.config.NAME, run, first, epochs, parent)
         if source:

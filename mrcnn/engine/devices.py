@@ -44,3 +44,29 @@ def set_mixed_precision(enabled):
     float32 (see mrcnn/model.py).
     """
     keras.mixed_precision.set_global_policy("mixed_float16" if enabled else "float32")
+
+
+def matmul_gflops(size=2048, repeats=5):
+    """float32 matmul speed of TensorFlow's default device, in GFLOP/s (the
+    median of `repeats` [size, size] products after one warm-up)."""
+    import time
+
+    a = tf.random.uniform([size, size])
+    product = tf.function(tf.matmul)
+    product(a, a).numpy()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        product(a, a).numpy()
+        times.append(time.perf_counter() - started)
+    return 2 * size ** 3 / sorted(times)[len(times) // 2] / 1e9
+
+
+def machine_line():
+    """One line on the machine a run trains on: devices and matmul speed
+    (the figure the README's timings are given against)."""
+    import os
+
+    gpus = tf.config.list_physical_devices("GPU")
+    where = f"{len(gpus)} GPU(s)" if gpus else f"{os.cpu_count()} CPU cores, no GPU"
+    return f"Machine: {where}; float32 matmul (2048 x 2048) {matmul_gflops():.0f} GFLOP/s"

@@ -15,8 +15,15 @@ stage (cumulative, increasing) and FACTOR multiplies the base learning rate
 import dataclasses
 import re
 
-from mrcnn.engine.trainable import LAYER_REGEX
-
+# Matterport's named layer selections (regular expressions on layer names).
+LAYER_REGEX = {
+    "heads": r"(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "3+": r"(res3.*)|(bn3.*)|(res4.*)|(bn4.*)|(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "4+": r"(res4.*)|(bn4.*)|(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "5+": r"(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
+    "all": ".*",
+}
+FREEZABLE = {"rpn": r"rpn\_.*", "fpn": r"fpn\_.*"}
 PRESETS = {
     # Matterport's samples/coco/coco.py.
     "matterport": "heads:40,4+:120,all:160x0.1",
@@ -41,7 +48,7 @@ def parse_schedule(text):
     """Stages of a schedule string or preset name. -> list of Stage
 
     Raises ValueError naming the bad part: unknown layer selection (one of
-    training.LAYER_REGEX), epochs not increasing, factor not positive.
+    LAYER_REGEX), epochs not increasing, factor not positive.
     """
     text = PRESETS.get(text.strip(), text)
     stages = []

@@ -8,16 +8,7 @@ expression matched (fully) against the model's weight-layer names
 import re
 
 from mrcnn.checkpoint import hdf5
-
-# Matterport's named layer selections (regular expressions on layer names).
-LAYER_REGEX = {
-    "heads": r"(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
-    "3+": r"(res3.*)|(bn3.*)|(res4.*)|(bn4.*)|(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
-    "4+": r"(res4.*)|(bn4.*)|(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
-    "5+": r"(res5.*)|(bn5.*)|(mrcnn\_.*)|(rpn\_.*)|(fpn\_.*)",
-    "all": ".*",
-}
-FREEZABLE = {"rpn": r"rpn\_.*", "fpn": r"fpn\_.*"}
+from mrcnn.engine.schedule import FREEZABLE, LAYER_REGEX
 
 
 def set_trainable(model, layers, freeze=()):

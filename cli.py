@@ -1,0 +1,125 @@
+"""Command-line plumbing shared by every command of the project.
+
+    train.py, evaluate.py, python -m tuning, python -m cityscapes.stats,
+    python -m cityscapes.show_masks, python -m cityscapes.synthetic
+
+Each command builds a `Parser` (argparse with one-line errors and exit code
+2, and a --verbose flag), parses its arguments, calls `start(args)` (the
+quiet TensorFlow start-up, before anything imports TensorFlow) and runs its
+work inside `run(parser, work)`, which turns the errors every command
+shares into exit codes:
+
+    0  done
+    1  the work stopped on its own terms (e.g. a sweep after failed trials)
+    2  bad input (`UsageError`), found before any long work starts
+    3  a loss became NaN / Inf (training stops; the last good checkpoint stays)
+
+`--dataset ROOT|demo` resolves once here (`dataset_value`, `dataset_root`):
+a Cityscapes folder, the synthetic demo (generated once, cached), or
+$CITYSCAPES_DATASET when the flag is not given. This module imports
+nothing heavy: parsing and usage errors cost no TensorFlow start-up.
+"""
+
+import argparse
+import os
+import sys
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NON_FINITE = 0, 1, 2, 3
+DATASET_ENV = "CITYSCAPES_DATASET"
+ANNOTATIONS = ("auto", "polygons", "instanceIds")
+DATASET_HELP = (f"Cityscapes folder (leftImg8bit/, gtFine/) or 'demo' (synthetic scenes, "
+                f"generated once) [${DATASET_ENV}]")
+ANNOTATIONS_HELP = ("ground truth: polygons (*_gtFine_polygons.json), instanceIds "
+                    "(*_gtFine_instanceIds.png) or auto (polygons where the JSON exists) [auto]")
+
+
+class UsageError(ValueError):
+    """Bad input found before the work starts (exit code 2)."""
+
+
+class StoppedError(RuntimeError):
+    """The work stopped on its own terms (exit code 1); the message says why."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (`PROG: error: ...`) with exit 2.
+
+    doc: the command's module docstring; its first paragraph is the
+    description, the rest (usage examples) is shown as written.
+    """
+
+    def __init__(self, prog, doc="", **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(prog=prog, description=doc.strip().split("\n\n")[0] or None, **kwargs)
+        self.add_argument("--verbose", action="store_true",
+                          help="show TensorFlow's start-up and log lines")
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def add_dataset_flags(parser, annotations=True):
+    """--dataset ROOT|demo (and --annotations) on a parser."""
+    parser.add_argument("--dataset", help=DATASET_HELP)
+    if annotations:
+        parser.add_argument("--annotations", choices=ANNOTATIONS, help=ANNOTATIONS_HELP)
+
+
+def dataset_value(given):
+    """--dataset's value, else $CITYSCAPES_DATASET, else None."""
+    return given or os.environ.get(DATASET_ENV) or None
+
+
+def dataset_root(value):
+    """The folder of a --dataset value: the demo's (generated on first use)
+    or the given folder. UsageError when there is none or it is missing."""
+    if not value:
+        raise UsageError(f"no dataset: pass --dataset ROOT (the folder holding leftImg8bit/ "
+                         f"and gtFine/) or --dataset demo, or set ${DATASET_ENV}")
+    if value == "demo":
+        from cityscapes import synthetic
+
+        return synthetic.ensure_demo()
+    root = os.path.expanduser(value)
+    if not os.path.isdir(root):
+        raise UsageError(f"--dataset {value}: no such folder")
+    return root
+
+
+def csv(value):
+    """"a, b,c" (or a list) -> ["a", "b", "c"]."""
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [v.strip() for v in str(value or "").split(",") if v.strip()]
+
+
+def start(args):
+    """The quiet start-up: TensorFlow's banner hidden unless --verbose.
+    Call it after parsing and before anything imports TensorFlow."""
+    from mrcnn import quiet_start
+
+    quiet_start(verbose=bool(getattr(args, "verbose", False)))
+
+
+def run(parser, work, args):
+    """work(args) -> exit code (None: 0), with the shared errors turned
+    into one line on stderr and their exit codes."""
+    from mrcnn.engine.callbacks import NonFiniteLossError
+
+    try:
+        return work(args) or EXIT_OK
+    except UsageError as e:
+        parser.error(str(e))
+    except NonFiniteLossError as e:
+        print(f"{parser.prog}: stopped: {e}", file=sys.stderr)
+        return EXIT_NON_FINITE
+    except StoppedError as e:
+        print(f"{parser.prog}: stopped: {e}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def main(parser, work, argv=None):
+    """Parse argv, start quietly, run `work(args)`. -> exit code."""
+    args = parser.parse_args(argv)
+    start(args)
+    return run(parser, work, args)
