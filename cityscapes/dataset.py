@@ -328,13 +328,14 @@ def _any_file(folder, suffixes):
 def check_split(root, split):
     """CityscapesDataError (one line, listing the splits found) unless the
     official split folder `split` of `root` has images and ground truth
-    (`find_splits`: a polygons JSON or an instanceIds PNG)."""
-    root = os.fspath(root)
+    (`find_splits`: a polygons JSON or an instanceIds PNG). A `root` that
+    is not a folder is the error of load_cityscapes."""
+    root = _dataset_root(root)
     if split in find_splits(root, (split,)):
         return
     found = find_splits(root)
     where = f"splits found: {', '.join(found)}" if found else \
-        "no split with images and ground truth found: not a Cityscapes folder?"
+        f"no split with images and ground truth found. {HOW_TO_GET}"
     raise CityscapesDataError(root, f"no split {split!r} with images (leftImg8bit/{split}/) and "
                                     f"ground truth (gtFine/{split}/); {where}")
 
