@@ -12,7 +12,9 @@ Layout (as distributed, under $CITYSCAPES_DATASET or `root`):
     masks, class_ids = ds.load_mask(0)         # [H, W, N] bool, [N] int32
 
 Instances come from the polygons (rasterised as the official tool does,
-see `cityscapes.rasterize`) or from the instanceIds PNGs; both give the
+see `cityscapes.rasterize`) or from the instanceIds PNGs, chosen per image
+(annotations="auto", the default: the JSON where it exists, else the PNG,
+so copies of Cityscapes that kept only the PNGs load too); both give the
 same masks in the same order: the instances by increasing encoded id
 (labelId * 1000 + k), then one crowd region (negative class id) per class
 holding that class's group polygons ("cargroup", ...). Instances and
@@ -37,6 +39,8 @@ SOURCE = "cityscapes"
 # Bump when load_mask's output for unchanged files changes (cache keys).
 LOADER_VERSION = "1"
 ANNOTATION_KINDS = ("polygons", "instanceIds")
+# load_cityscapes' `annotations`: a kind, or "auto" (per image, polygons first).
+ANNOTATION_CHOICES = ("auto", *ANNOTATION_KINDS)
 IMAGE_SUFFIX = "_leftImg8bit.png"
 ANNOTATION_SUFFIX = {"polygons": "_gtFine_polygons.json", "instanceIds": "_gtFine_instanceIds.png"}
 ENV_VAR = "CITYSCAPES_DATASET"
@@ -59,8 +63,10 @@ class CityscapesDataset(Dataset):
 
     After `load_cityscapes`: `skipped` lists (path, reason) of the images
     left out with skip_bad=True (all loads), `num_without_instances` counts
-    the images of the last load without instances (None for instanceIds),
-    and `load_report` sums up the last load.
+    the images of the last load without instances (None when an image's
+    annotation is an instanceIds PNG), and `load_report` sums up the last
+    load. Each image's `image_info` has "annotation" (the file its masks
+    come from) and "annotation_kind" ("polygons" or "instanceIds").
     """
 
     def __init__(self, classes=INSTANCE_CLASSES):
@@ -73,7 +79,7 @@ class CityscapesDataset(Dataset):
         self.load_report = {}
 
     # ---------------------------------------------------------------- loading
-    def load_cityscapes(self, root=None, split="train", annotations="polygons",
+    def load_cityscapes(self, root=None, split="train", annotations="auto",
                         skip_bad=False, subset=None, seed=0, resplit=None):
         """Register the images of one split, checking each one.
 
@@ -82,8 +88,13 @@ class CityscapesDataset(Dataset):
         split: an official split folder ("train", "val"; "test" has no
             public labels), or with `resplit` a new split "train" / "val" /
             "test".
-        annotations: "polygons" (the JSONs, rasterised) or "instanceIds"
-            (the PNGs).
+        annotations: where each image's instances come from:
+            "auto" (default): decided per image (a folder may mix), the
+                polygons JSON where it exists, else the instanceIds PNG;
+            "polygons": the JSONs, rasterised (a missing JSON is an error);
+            "instanceIds": the PNGs.
+            Both give the same masks. The kind each image used is in its
+            image_info ("annotation_kind") and counted in the load report.
         skip_bad: False: the first bad image raises CityscapesDataError.
             True: bad images are left out, listed in `self.skipped` as
             (path, reason), and one warning sums them up at the end.
@@ -98,54 +109,65 @@ class CityscapesDataset(Dataset):
             only, not on which images turn out bad.
 
         Checks, without decoding images: the image PNG exists and its
-        header reads; the annotation exists and parses (JSON: keys,
-        polygons of >= 3 points, known labels; PNG: header); the image size
-        equals the annotation's. Images without instances are kept
-        and counted: for polygons, no drawn non-group object of a class in
-        the ClassMap (an instance hidden by later polygons still counts);
-        for instanceIds it is not known without decoding the PNGs (None).
+        header reads; the annotation exists (with "auto": the JSON or the
+        PNG; the error for an image with neither names both files) and
+        parses (JSON: keys, polygons of >= 3 points, known labels; PNG:
+        header); the image size equals the annotation's. Images without
+        instances are kept and counted: for polygons, no drawn non-group
+        object of a class in the ClassMap (an instance hidden by later
+        polygons still counts); for instanceIds it is not known without
+        decoding the PNGs, so the count is None when any image used one.
 
         Returns the load report (also `self.load_report`): {"images":
         number added, "skipped": number left out, "without_instances":
-        number or None, "annotations": the annotation kind}.
+        number or None, "annotations": the kind every added image used
+        ("polygons" or "instanceIds"), "mixed" when both were used, or the
+        `annotations` argument when no image was added, "sources":
+        {"polygons": n, "instanceIds": m} images added per kind}.
         """
-        if annotations not in ANNOTATION_KINDS:
-            raise ValueError(f"annotations must be one of {ANNOTATION_KINDS}, got {annotations!r}")
+        if annotations not in ANNOTATION_CHOICES:
+            raise ValueError(f"annotations must be one of {ANNOTATION_CHOICES}, "
+                             f"got {annotations!r}")
         root = _dataset_root(root)
         candidates = _candidates(root, split, resplit, subset, seed)
 
-        added, skipped, without = 0, [], 0
+        skipped, without = [], 0
+        sources = dict.fromkeys(ANNOTATION_KINDS, 0)
         for item in candidates:
-            ann_path = os.path.join(root, "gtFine", item["split"], item["city"],
-                                    item["stem"] + ANNOTATION_SUFFIX[annotations])
+            ann_base = os.path.join(root, "gtFine", item["split"], item["city"], item["stem"])
             try:
-                height, width, has_instances = _check_image(
-                    item["path"], ann_path, annotations, self.class_map)
+                height, width, kind, ann_path, has_instances = _check_image(
+                    item["path"], ann_base, annotations, self.class_map)
             except CityscapesDataError as e:
                 if not skip_bad:
                     raise
                 skipped.append((e.path, e.reason))
                 continue
             self.add_image(SOURCE, image_id=item["stem"], path=item["path"],
-                           annotation=ann_path, city=item["city"],
+                           annotation=ann_path, annotation_kind=kind, city=item["city"],
                            height=height, width=width)
-            added += 1
+            sources[kind] += 1
             without += has_instances is False
-        if annotations == "instanceIds":
+        if sources["instanceIds"]:
             without = None
+        used = [kind for kind, n in sources.items() if n]
+        summary = used[0] if len(used) == 1 else "mixed" if used else annotations
+        added = sum(sources.values())
         self.skipped.extend(skipped)
         self.num_without_instances = without
         self.load_report = {"images": added, "skipped": len(skipped),
-                            "without_instances": without, "annotations": annotations}
+                            "without_instances": without, "annotations": summary,
+                            "sources": sources}
         if skipped:
             reasons = "; ".join(f"{p}: {r}" for p, r in skipped[:_SUMMARY_REASONS])
             more = f" (and {len(skipped) - _SUMMARY_REASONS} more)" \
                 if len(skipped) > _SUMMARY_REASONS else ""
             logger.warning("Cityscapes %s: skipped %d of %d images: %s%s",
                            split, len(skipped), len(candidates), reasons, more)
-        logger.info("Cityscapes %s (%s): %d images, %s without instances, %d skipped",
-                    split, annotations, added, without, len(skipped))
-        return dict(self.load_report)
+        logger.info("Cityscapes %s (%s): %d images (%s), %s without instances, %d skipped",
+                    split, annotations, added,
+                    ", ".join(f"{k} {n}" for k, n in sources.items()), without, len(skipped))
+        return {**self.load_report, "sources": dict(sources)}
 
     def load_mask(self, image_id):
         """Instance masks [H, W, N] bool and class ids [N] int32.
@@ -166,7 +188,8 @@ class CityscapesDataset(Dataset):
     def load_instance_ids(self, image_id):
         """The official instance id image [H, W] int32 of an image
         (labelId * 1000 + k for instances, labelId elsewhere), rasterised
-        from the polygons or read from instanceIds.png. Raises
+        from the polygons or read from instanceIds.png, whichever the image
+        was loaded with (image_info's "annotation_kind"). Raises
         CityscapesDataError naming the annotation file when it cannot be
         read or its size is not the image's."""
         info = self.image_info[image_id]
@@ -175,10 +198,14 @@ class CityscapesDataset(Dataset):
     def cache_version(self, image_id):
         """A key that changes when load_mask's output may change.
 
-        Hex digest of: LOADER_VERSION, the annotation kind, the ClassMap,
-        the image id, and the mtime_ns and size of the image and annotation
-        files. Images of other sources: the base class's answer (None, do
-        not cache). Raises FileNotFoundError when a file has gone.
+        Hex digest of: LOADER_VERSION, the annotation file's name (so its
+        kind: with "auto", an image whose masks come from the PNG has
+        another key than from the JSON, and gets a new one when a JSON
+        appears and the dataset is loaded again), the ClassMap, the image
+        id, and the mtime_ns and size of the image and of the annotation
+        file the masks come from. Images of other sources: the base class's
+        answer (None, do not cache). Raises FileNotFoundError when a file
+        has gone.
         """
         info = self.image_info[image_id]
         if info["source"] != SOURCE:
@@ -210,6 +237,10 @@ def _list_images(root, split):
     """The images of an official split folder, as dicts (split, city, stem, path)."""
     image_dir = os.path.join(root, "leftImg8bit", split)
     if not os.path.isdir(image_dir):
+        found = find_splits(root)
+        if found:
+            raise CityscapesDataError(image_dir, f"no such folder: split {split!r} missing "
+                                                 f"(splits found: {', '.join(found)})")
         raise CityscapesDataError(image_dir, f"no such folder (not a Cityscapes folder, or split "
                                              f"{split!r} missing). {HOW_TO_GET}")
     if not os.path.isdir(os.path.join(root, "gtFine", split)):
@@ -264,14 +295,89 @@ def _image_header(path, what):
     return height, width, mode
 
 
-def _check_image(image_path, ann_path, annotations, class_map):
-    """Validate one image and its annotation -> (height, width, has_instances).
+def find_splits(root, names=splits.SPLIT_NAMES):
+    """The official split folders of `names` (in that order) that have
+    images and ground truth: a *_leftImg8bit.png in a city folder of
+    leftImg8bit/{split}/ and a *_gtFine_polygons.json or
+    *_gtFine_instanceIds.png in one of gtFine/{split}/. Stops at the first
+    file found per split, so it is quick on the full dataset."""
+    root = os.fspath(root)
+    image_suffixes = (IMAGE_SUFFIX,)
+    gt_suffixes = tuple(ANNOTATION_SUFFIX.values())
+    return [split for split in names
+            if _any_file(os.path.join(root, "leftImg8bit", split), image_suffixes)
+            and _any_file(os.path.join(root, "gtFine", split), gt_suffixes)]
 
-    has_instances: for polygons, whether a drawn non-group object has a
-    class of class_map; None for instanceIds (unknown without decoding).
+
+def _any_file(folder, suffixes):
+    """Whether a city folder of `folder` holds a file ending in one of `suffixes`."""
+    try:
+        cities = sorted(e.path for e in os.scandir(folder) if e.is_dir())
+    except OSError:
+        return False
+    for city in cities:
+        try:
+            with os.scandir(city) as entries:
+                if any(e.name.endswith(suffixes) for e in entries):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
+def check_split(root, split):
+    """CityscapesDataError (one line, listing the splits found) unless the
+    official split folder `split` of `root` has images and ground truth
+    (`find_splits`: a polygons JSON or an instanceIds PNG). A `root` that
+    is not a folder is the error of load_cityscapes."""
+    root = _dataset_root(root)
+    if split in find_splits(root, (split,)):
+        return
+    found = find_splits(root)
+    where = f"splits found: {', '.join(found)}" if found else \
+        f"no split with images and ground truth found. {HOW_TO_GET}"
+    raise CityscapesDataError(root, f"no split {split!r} with images (leftImg8bit/{split}/) and "
+                                    f"ground truth (gtFine/{split}/); {where}")
+
+
+def _annotation_file(ann_base, annotations):
+    """(kind, path) of the annotation an image uses, or CityscapesDataError.
+
+    ann_base: gtFine/{split}/{city}/{stem}. "auto": the polygons JSON if it
+    exists, else the instanceIds PNG; neither: an error naming both. A
+    named kind whose file is missing: an error naming it (and saying so
+    when the other kind's file is there).
+    """
+    paths = {kind: ann_base + suffix for kind, suffix in ANNOTATION_SUFFIX.items()}
+    if annotations == "auto":
+        for kind in ANNOTATION_KINDS:
+            if os.path.isfile(paths[kind]):
+                return kind, paths[kind]
+        raise CityscapesDataError(
+            paths["polygons"], f"annotation file not found, nor the instanceIds PNG "
+                               f"{paths['instanceIds']} (looked for both)")
+    path = paths[annotations]
+    if not os.path.isfile(path):
+        what = "annotation file" if annotations == "polygons" else "instance id PNG"
+        other = ANNOTATION_KINDS[annotations == "polygons"]
+        hint = (f" (the {other} file {os.path.basename(paths[other])} is there: "
+                f"annotations='auto' or {other!r} reads it)") \
+            if os.path.isfile(paths[other]) else ""
+        raise CityscapesDataError(path, f"{what} not found{hint}")
+    return annotations, path
+
+
+def _check_image(image_path, ann_base, annotations, class_map):
+    """Validate one image and its annotation.
+
+    ann_base: gtFine/{split}/{city}/{stem}; annotations: as load_cityscapes.
+    Returns (height, width, kind, annotation path, has_instances), where
+    has_instances is, for polygons, whether a drawn non-group object has a
+    class of class_map, and None for instanceIds (unknown without decoding).
     """
     height, width, _ = _image_header(image_path, "image")
-    if annotations == "polygons":
+    kind, ann_path = _annotation_file(ann_base, annotations)
+    if kind == "polygons":
         ann = rasterize.parse_polygons(ann_path)
         ann_size = (ann.height, ann.width)
         factor = rasterize.INSTANCE_FACTOR
@@ -288,5 +394,4 @@ def _check_image(image_path, ann_path, annotations, class_map):
         raise CityscapesDataError(
             ann_path, f"annotation size {ann_size[0]}x{ann_size[1]} (HxW) differs from the "
                       f"image's {height}x{width} ({image_path})")
-    return height, width, has_instances
-
+    return height, width, kind, ann_path, has_instances

@@ -1,7 +1,7 @@
 """Original instance masks next to the masks rebuilt from their mini-masks.
 
-    python -m cityscapes.show_masks --dataset ROOT|demo [--split train]
-        [--image STEM_OR_INDEX] [--mini 56] [--annotations polygons|instanceIds]
+    python -m cityscapes.show_masks --dataset ROOT|demo [--split train|val|...]
+        [--image STEM_OR_INDEX] [--mini 56] [--annotations auto|polygons|instanceIds]
         [--classes all|evaluated] [--dpi 100] --out FILE.png
 
 Training keeps each instance as a box plus a mini-mask (`--mini` x `--mini`
@@ -14,7 +14,11 @@ image with the masks pasted back from the mini-masks
 and below them the mini-masks of the largest instances. Prints each
 instance's mask IoU between original and rebuilt, and the mean. Crowd
 regions (negative class ids) are shown and measured too, labelled
-"crowd". Default image: the first one with an instance.
+"crowd". Default image: the first one with an instance. Default split:
+the first of train, val with images and ground truth (a named split that
+is missing is a one-line error listing the splits found); default
+annotations "auto": per image the polygons JSON if there, else the
+instanceIds PNG.
 
 From Python (e.g. in a notebook):
 
@@ -28,7 +32,11 @@ import sys
 
 import numpy as np
 
+from cityscapes.dataset import ANNOTATION_CHOICES, check_split, find_splits
 from cityscapes.stats import CLASS_SETS, DATASET_HELP, resolve_root
+
+# --split's default: the first of these that has images and ground truth.
+DEFAULT_SPLITS = ("train", "val")
 
 # Pixels where the original and the rebuilt mask differ, in the right panel.
 DIFF_COLOUR = (255, 255, 255)
@@ -214,16 +222,28 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="python -m cityscapes.show_masks",
                                 description=__doc__.split("\n")[0])
     p.add_argument("--dataset", required=True, help=DATASET_HELP)
-    p.add_argument("--split", default="train")
+    p.add_argument("--split", default=None,
+                   help="split folder (default: the first of train, val that exists)")
     p.add_argument("--image", default=None,
                    help="image stem (e.g. aachen_000000_000019) or index in the split "
                         "(default: the first with an instance)")
     p.add_argument("--mini", type=int, default=56, help="mini-mask size (default 56)")
-    p.add_argument("--annotations", choices=("polygons", "instanceIds"), default="polygons")
+    p.add_argument("--annotations", choices=ANNOTATION_CHOICES, default="auto",
+                   help="auto (default): per image the polygons JSON if there, "
+                        "else the instanceIds PNG")
     p.add_argument("--classes", choices=tuple(CLASS_SETS), default="all")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--dpi", type=int, default=100, help="resolution of the PNG (default 100)")
     return p.parse_args(argv)
+
+
+def default_split(root):
+    """The first of DEFAULT_SPLITS with images and ground truth, or a
+    one-line CityscapesDataError listing the splits found."""
+    found = find_splits(root, DEFAULT_SPLITS)
+    if not found:
+        check_split(root, DEFAULT_SPLITS[0])  # raises
+    return found[0]
 
 
 def main(argv=None):
@@ -232,8 +252,13 @@ def main(argv=None):
     args = parse_args(argv)
     dataset = CityscapesDataset(CLASS_SETS[args.classes])
     try:
-        dataset.load_cityscapes(resolve_root(args.dataset), split=args.split,
-                                annotations=args.annotations)
+        root = resolve_root(args.dataset)
+        if args.split is None:
+            split = default_split(root)
+        else:
+            split = args.split
+            check_split(root, split)
+        dataset.load_cityscapes(root, split=split, annotations=args.annotations)
     except (CityscapesDataError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -1,8 +1,14 @@
 """Instance statistics of Cityscapes splits: counts, crowd regions, sizes.
 
     python -m cityscapes.stats --dataset ROOT|demo [--splits train,val]
-        [--annotations polygons|instanceIds] [--classes all|evaluated]
+        [--annotations auto|polygons|instanceIds] [--classes all|evaluated]
         [--resplit [TRAIN,VAL]] [--skip-bad] [--workers N] [--out stats/]
+
+Default splits: those of train, val, test that have images and ground
+truth (`dataset.find_splits`); a named split that is missing is a
+one-line error listing the splits found. Default annotations "auto": per
+image the polygons JSON where it exists, else the instanceIds PNG (see
+`CityscapesDataset.load_cityscapes`); the report says which were used.
 
 Per split: the number of images, instances per class, crowd regions per
 class (counted separately: a class's group polygons make one crowd region
@@ -26,7 +32,7 @@ From Python:
 
     ds = CityscapesDataset(); ds.load_cityscapes(root, "val"); ds.prepare()
     split = dataset_stats(ds, name="val")        # one split, a dict
-    stats = collect_stats(root, ["train", "val"])  # splits + totals
+    stats = collect_stats(root)                  # every split found, + totals
     write_report(stats, "stats/")                # -> Markdown text
 """
 
@@ -43,7 +49,14 @@ from concurrent.futures.process import BrokenProcessPool
 import numpy as np
 
 from cityscapes import rasterize
-from cityscapes.dataset import SOURCE, CityscapesDataset
+from cityscapes.dataset import (
+    ANNOTATION_CHOICES,
+    ANNOTATION_KINDS,
+    SOURCE,
+    CityscapesDataset,
+    check_split,
+    find_splits,
+)
 from cityscapes.labels import EVALUATED_CLASSES, INSTANCE_CLASSES, ClassMap
 from cityscapes.rasterize import CityscapesDataError
 
@@ -153,7 +166,9 @@ def dataset_stats(dataset, name=None, workers=None, skip_bad=False):
         the dataset itself skipped when loading (`dataset.skipped`) are
         listed there too.
 
-    Returns {"split", "annotations", "classes": [K names], "images",
+    Returns {"split", "annotations" (the load report's: "polygons",
+    "instanceIds" or "mixed"), "annotation_sources": {kind: images} (None
+    without a load report), "classes": [K names], "images",
     "skipped": [{"path", "reason"}], "instances" / "crowd": {class: count},
     "sizes": {class: {"small", "medium", "large"}} (instances only),
     "total_instances", "total_crowd", "without_instances",
@@ -178,10 +193,12 @@ def dataset_stats(dataset, name=None, workers=None, skip_bad=False):
                      np.concatenate(owners or [np.zeros(0, np.int64)]),
                      stems, names, name=name or "images",
                      annotations=getattr(dataset, "load_report", {}).get("annotations"),
+                     sources=getattr(dataset, "load_report", {}).get("sources"),
                      skipped=skipped)
 
 
-def summarize(class_ids, areas, owners, stems, names, name, annotations=None, skipped=()):
+def summarize(class_ids, areas, owners, stems, names, name, annotations=None, skipped=(),
+              sources=None):
     """Statistics dict (see dataset_stats) of all objects of a set of images.
 
     class_ids: [M] int (1..K instances, -1..-K crowd regions), areas: [M]
@@ -199,6 +216,7 @@ def summarize(class_ids, areas, owners, stems, names, name, annotations=None, sk
     return {
         "split": name,
         "annotations": annotations,
+        "annotation_sources": dict(sources) if sources is not None else None,
         "classes": list(names),
         "images": n_images,
         "skipped": list(skipped),
@@ -222,8 +240,11 @@ def combine(split_stats):
 
     "max_image" is the image with the most instances over all splits
     ("split" of the total names the splits, "max_split" that image's split).
+    "annotations": the splits' if they agree, else "mixed".
     """
     parts = list(split_stats.values())
+    kinds = {p["annotations"] for p in parts}
+    sources = [p.get("annotation_sources") for p in parts]
     names = parts[0]["classes"]
     n_images = sum(p["images"] for p in parts)
     total = sum(p["total_instances"] for p in parts)
@@ -234,7 +255,9 @@ def combine(split_stats):
         hist[:len(h)] += h
     return {
         "split": "+".join(split_stats),
-        "annotations": parts[0]["annotations"],
+        "annotations": kinds.pop() if len(kinds) == 1 else "mixed",
+        "annotation_sources": None if None in sources else {
+            kind: sum(s.get(kind, 0) for s in sources) for kind in ANNOTATION_KINDS},
         "classes": list(names),
         "images": n_images,
         "skipped": [s for p in parts for s in p["skipped"]],
@@ -264,15 +287,29 @@ def resolve_root(dataset):
     return synthetic.ensure_demo()
 
 
-def collect_stats(root, splits=("train", "val"), annotations="polygons", classes="all",
+def collect_stats(root, splits=None, annotations="auto", classes="all",
                   skip_bad=False, resplit=None, workers=None):
     """Load each split and return {"dataset", "annotations", "classes",
     "size_thresholds", "splits": {name: dataset_stats}, "total": combine(...)}.
 
-    classes: "all", "evaluated" or a list of names. resplit: None or
-    load_cityscapes' resplit argument (the splits are then the new ones).
+    splits: names, or None: every official split of train, val, test with
+    images and ground truth (`find_splits`; with resplit: train, val,
+    test). A named official split that is missing raises a one-line
+    CityscapesDataError listing the splits found (so does a folder with
+    none). annotations: load_cityscapes' ("auto", "polygons",
+    "instanceIds"); the top-level "annotations" is this argument, each
+    split's the kind its images used. classes: "all", "evaluated" or a
+    list of names. resplit: None or load_cityscapes' resplit argument (the
+    splits are then the new ones).
     """
     names = CLASS_SETS[classes] if isinstance(classes, str) else tuple(classes)
+    if splits is None:
+        splits = ["train", "val", "test"] if resplit is not None else find_splits(root)
+        if not splits:
+            check_split(root, "train")  # raises: lists what is there
+    elif resplit is None:
+        for split in splits:
+            check_split(root, split)
     per_split = {}
     for split in splits:
         ds = CityscapesDataset(names)
@@ -321,8 +358,14 @@ def _overview_row(name, s):
 def to_markdown(stats):
     """The report of collect_stats() as Markdown text."""
     splits, total = stats["splits"], stats["total"]
+    used = total.get("annotation_sources")
+    if used is not None and stats["annotations"] not in ANNOTATION_KINDS:  # auto: say which
+        used = ", ".join(f"{k} {n}" for k, n in used.items() if n) or "none"
+        annotations = f"{stats['annotations']} annotations ({used})"
+    else:
+        annotations = f"{stats['annotations']} annotations"
     out = ["# Cityscapes instance statistics", "",
-           f"Dataset `{stats['dataset']}`, {stats['annotations']} annotations, "
+           f"Dataset `{stats['dataset']}`, {annotations}, "
            f"{len(stats['classes'])} classes{', re-split' if stats.get('resplit') else ''}. "
            f"Sizes by visible mask area at the original resolution (COCO): small < 32² px, "
            f"medium 32²..96², large ≥ 96². Crowd regions (one per class and image with "
@@ -440,9 +483,11 @@ def parse_args(argv=None):
                                 description=__doc__.split("\n")[0])
     p.add_argument("--dataset", required=True, help=DATASET_HELP)
     p.add_argument("--splits", default=None,
-                   help="comma-separated splits "
-                        "(default train,val; train,val,test with --resplit)")
-    p.add_argument("--annotations", choices=("polygons", "instanceIds"), default="polygons")
+                   help="comma-separated splits (default: those of train,val,test with "
+                        "images and ground truth; train,val,test with --resplit)")
+    p.add_argument("--annotations", choices=ANNOTATION_CHOICES, default="auto",
+                   help="auto (default): per image the polygons JSON if there, "
+                        "else the instanceIds PNG")
     p.add_argument("--classes", choices=tuple(CLASS_SETS), default="all")
     p.add_argument("--resplit", nargs="?", const="default", default=None, metavar="TRAIN,VAL",
                    help="re-split official train + val by city (cityscapes.splits), "
@@ -469,10 +514,9 @@ def _resplit_arg(value):
 
 def main(argv=None):
     args = parse_args(argv)
-    splits = args.splits.split(",") if args.splits else (
-        ["train", "val", "test"] if args.resplit else ["train", "val"])
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None
     try:
-        stats = collect_stats(resolve_root(args.dataset), [s.strip() for s in splits if s.strip()],
+        stats = collect_stats(resolve_root(args.dataset), splits or None,
                               annotations=args.annotations, classes=args.classes,
                               skip_bad=args.skip_bad, resplit=_resplit_arg(args.resplit),
                               workers=args.workers)

@@ -9,6 +9,9 @@ polygons and writes them as the official distribution does:
     gtFine/{split}/{city}/{stem}_gtFine_instanceIds.png        uint16
     gtFine/{split}/{city}/{stem}_gtFine_labelIds.png           uint8
 
+(generate(..., polygons=False) leaves out the JSONs, as derived copies of
+Cityscapes often do.)
+
 with stem = "{city}_{seq:06d}_{frame:06d}", e.g. synthbrook_000000_000019,
 and made-up city names (lowercase letters, different in each split). The
 JSON has Cityscapes' fields ({"imgHeight", "imgWidth", "objects": [{"label",
@@ -1149,8 +1152,9 @@ def _save_png(path, image, compress_level=6):
     _write_atomic(path, lambda f: image.save(f, format="PNG", compress_level=compress_level))
 
 
-def write_example(out_dir, split, city, stem, rgb, annotation):
-    """Write the 4 files of one image; returns the instanceIds array."""
+def write_example(out_dir, split, city, stem, rgb, annotation, polygons=True):
+    """Write the 4 files of one image (3 without the polygons JSON, whose
+    old copy is then removed); returns the instanceIds array."""
     img_dir = os.path.join(out_dir, "leftImg8bit", split, city)
     gt_dir = os.path.join(out_dir, "gtFine", split, city)
     os.makedirs(img_dir, exist_ok=True)
@@ -1159,10 +1163,14 @@ def write_example(out_dir, split, city, stem, rgb, annotation):
     _save_png(os.path.join(img_dir, stem + IMAGE_SUFFIX), Image.fromarray(rgb), compress_level=3)
     json_path = os.path.join(gt_dir, stem + POLYGONS_SUFFIX)
     text = json.dumps(annotation, indent=4) + "\n"
-    _write_atomic(json_path, lambda f: f.write(text.encode("utf-8")))
-    # The label images, as the official tools make them from the JSON file.
+    if polygons:
+        _write_atomic(json_path, lambda f: f.write(text.encode("utf-8")))
+    elif os.path.lexists(json_path):  # a stale JSON would be read instead of the PNG
+        os.remove(json_path)
+    # The label images, as the official tools make them from the JSON text
+    # (fromJsonFile reads the file and calls fromJsonText).
     ann = Annotation()
-    ann.fromJsonFile(json_path)
+    ann.fromJsonText(text)
     instance_ids = np.asarray(createInstanceImage(ann, "ids")).astype(np.uint16)
     _save_png(os.path.join(gt_dir, stem + INSTANCE_IDS_SUFFIX), Image.fromarray(instance_ids))
     _save_png(os.path.join(gt_dir, stem + LABEL_IDS_SUFFIX), createLabelImage(ann, "ids"))
@@ -1170,8 +1178,13 @@ def write_example(out_dir, split, city, stem, rgb, annotation):
 
 
 def generate(out_dir, seed=0, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH, images=None,
-             cities=DEFAULT_CITIES, extra=DEFAULT_EXTRA_THINGS, tiny=DEFAULT_TINY_THINGS):
+             cities=DEFAULT_CITIES, extra=DEFAULT_EXTRA_THINGS, tiny=DEFAULT_TINY_THINGS,
+             polygons=True):
     """Write a synthetic dataset under out_dir; returns a summary dict.
+
+    polygons: False: no *_gtFine_polygons.json (and those of the images
+    written are removed), as in copies of Cityscapes that kept only the
+    PNGs; the other files are the same as with True.
 
     extra: (min, max) random things per non-empty image besides its 4
     featured ones (more: busier scenes, e.g. for benchmarks); tiny: (min,
@@ -1206,8 +1219,8 @@ def generate(out_dir, seed=0, height=DEFAULT_HEIGHT, width=DEFAULT_WIDTH, images
         for index in range(int(images.get(split, 0))):
             rgb, annotation = make_example(seed, split, index, height, width, extra, tiny)
             city, stem = image_stem(split, index, cities)
-            ids = write_example(out_dir, split, city, stem, rgb, annotation)
-            files += 4
+            ids = write_example(out_dir, split, city, stem, rgb, annotation, polygons)
+            files += 4 if polygons else 3
             for value in np.unique(ids[ids >= 1000]):
                 instances[INSTANCE_CLASSES[value // 1000 - 24]] += 1
     return {"out_dir": out_dir, "seed": seed, "height": height, "width": width,

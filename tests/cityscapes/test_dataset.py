@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cityscapes.dataset import CityscapesDataError, CityscapesDataset
+from cityscapes.dataset import CityscapesDataError, CityscapesDataset, check_split, find_splits
 from cityscapes.labels import EVALUATED_CLASSES, INSTANCE_CLASSES, ClassMap
 from cityscapes.rasterize import instances_from_id_image, masks_from_label_map
 from tests.cityscapes.test_rasterize import (
@@ -78,8 +78,10 @@ def test_load_registers_images_in_order(root):
                                               "aachen_000000_000019_leftImg8bit.png"))
     assert ds.load_image(0).shape == (40, 60, 3)
     assert ds.class_names == ["BG", *INSTANCE_CLASSES]
+    assert info["annotation_kind"] == "polygons"
     assert ds.load_report == {"images": 5, "skipped": 0, "without_instances": 1,
-                              "annotations": "polygons"}
+                              "annotations": "polygons",
+                              "sources": {"polygons": 5, "instanceIds": 0}}
     assert ds.num_without_instances == 1 and ds.skipped == []
 
 
@@ -164,6 +166,18 @@ def test_bad_arguments(root):
         CityscapesDataset().load_cityscapes(root, split="extra", resplit=True)
 
 
+def test_missing_split_lists_the_splits_found(root):
+    with pytest.raises(CityscapesDataError) as info:
+        CityscapesDataset().load_cityscapes(root, split="test")
+    assert "'test' missing (splits found: train, val)" in str(info.value)
+    assert "\n" not in str(info.value)
+    assert find_splits(root) == ["train", "val"]
+    check_split(root, "val")
+    with pytest.raises(CityscapesDataError) as info:
+        check_split(root, "test")
+    assert str(info.value).endswith("splits found: train, val") and "\n" not in str(info.value)
+
+
 # ----------------------------------------------------------------- bad files
 def _break(root, kind, annotations):
     """Damage image 0 of train/aachen; return the path the error must name."""
@@ -209,6 +223,16 @@ BAD = [("missing json", "polygons"), ("unparsable json", "polygons"),
        ("missing image", "polygons"), ("missing ids png", "instanceIds"),
        ("ids png size", "instanceIds"), ("rgb ids png", "instanceIds"),
        ("size mismatch", "instanceIds")]
+
+
+def test_named_kind_missing_says_the_other_file_is_there(root):
+    p = paths(root, "train", "aachen", "aachen_000000_000019")
+    p["polygons"].unlink()
+    with pytest.raises(CityscapesDataError, match="annotations='auto' or 'instanceIds'") as info:
+        CityscapesDataset().load_cityscapes(root, split="train", annotations="polygons")
+    assert info.value.path == str(p["polygons"])
+    assert CityscapesDataset().load_cityscapes(root, split="train")["sources"] == {
+        "polygons": 4, "instanceIds": 1}
 
 
 @pytest.mark.parametrize("kind, annotations", BAD)
@@ -392,3 +416,112 @@ def test_synthetic_dataset_both_annotation_paths(tmp_path):
             np.testing.assert_array_equal(m1, m2)
             np.testing.assert_array_equal(c1, c2)
             assert from_json.load_image(i).shape == (64, 128, 3)
+
+
+# ------------------------------------------- annotations="auto", instanceIds only
+@pytest.fixture(scope="module")
+def synthetic_pair(tmp_path_factory):
+    """The same synthetic dataset twice: with the polygons JSONs, and without."""
+    synthetic = pytest.importorskip("cityscapes.synthetic")
+    base = tmp_path_factory.mktemp("pair")
+    kwargs = dict(seed=0, height=64, width=128, images={"train": 4, "val": 2, "test": 0},
+                  cities=2)
+    synthetic.generate(base / "full", **kwargs)
+    summary = synthetic.generate(base / "ids_only", polygons=False, **kwargs)
+    assert summary["files"] == 3 * 6
+    return base / "full", base / "ids_only"
+
+
+def test_auto_on_instance_ids_only_equals_polygons(synthetic_pair):
+    full, ids_only = synthetic_pair
+    assert not list(ids_only.rglob("*_gtFine_polygons.json"))
+    for split, n in (("train", 4), ("val", 2)):
+        from_json = load(full, split=split, annotations="polygons")
+        auto = load(ids_only, split=split)  # annotations="auto" by default
+        assert auto.load_report == {"images": n, "skipped": 0, "without_instances": None,
+                                    "annotations": "instanceIds",
+                                    "sources": {"polygons": 0, "instanceIds": n}}
+        assert auto.num_without_instances is None
+        assert [i["id"] for i in auto.image_info] == [i["id"] for i in from_json.image_info]
+        for i in from_json.image_ids:
+            info = auto.image_info[i]
+            assert info["annotation_kind"] == "instanceIds"
+            assert info["annotation"].endswith("_gtFine_instanceIds.png")
+            assert (info["height"], info["width"]) == (64, 128)
+            m1, c1 = from_json.load_mask(i)
+            m2, c2 = auto.load_mask(i)
+            np.testing.assert_array_equal(m1, m2)
+            np.testing.assert_array_equal(c1, c2)
+            np.testing.assert_array_equal(from_json.load_instance_ids(i),
+                                          auto.load_instance_ids(i))
+        # auto on the full folder reads the JSONs.
+        assert load(full, split=split).load_report["sources"] == {"polygons": n,
+                                                                   "instanceIds": 0}
+    with pytest.raises(CityscapesDataError, match="annotations='auto' or 'instanceIds'"):
+        load(ids_only, split="train", annotations="polygons")
+    assert find_splits(ids_only) == ["train", "val"]
+
+
+def test_mixed_folder_counts_each_source(root):
+    for stem in ("aachen_000000_000019", "bochum_000001_000019"):
+        paths(root, "train", stem.split("_")[0], stem)["polygons"].unlink()
+    want = load(root, split="train", annotations="instanceIds")
+    ds = load(root, split="train")
+    assert ds.load_report == {"images": 5, "skipped": 0, "without_instances": None,
+                              "annotations": "mixed",
+                              "sources": {"polygons": 3, "instanceIds": 2}}
+    kinds = [info["annotation_kind"] for info in ds.image_info]
+    assert kinds == ["instanceIds", "polygons", "polygons", "polygons", "instanceIds"]
+    for i, info in enumerate(ds.image_info):
+        assert info["annotation"].endswith(
+            "_gtFine_polygons.json" if kinds[i] == "polygons" else "_gtFine_instanceIds.png")
+        m1, c1 = ds.load_mask(i)
+        m2, c2 = want.load_mask(i)
+        np.testing.assert_array_equal(m1, m2)
+        np.testing.assert_array_equal(c1, c2)
+
+
+def test_cache_key_follows_the_annotation_file_used(root, tmp_path):
+    from mrcnn.mask_cache import MiniMaskCache
+
+    p = paths(root, "train", "aachen", "aachen_000000_000019")
+    v_json = load(root, split="train").cache_version(0)
+    p["polygons"].unlink()
+    from_png = load(root, split="train")
+    assert from_png.image_info[0]["annotation_kind"] == "instanceIds"
+    v = from_png.cache_version(0)
+    assert v != v_json
+    cache = MiniMaskCache(tmp_path / "cache", (8, 8))
+    np.testing.assert_array_equal(cache.get(from_png, 0)["class_ids"],
+                                  [1, 2, 3, 3, 6, 7, 10, -1, -3])
+    cache.get(from_png, 0)
+    assert (cache.hits, cache.misses) == (1, 1)
+    st = os.stat(p["instanceIds"])
+    os.utime(p["instanceIds"], ns=(st.st_atime_ns, st.st_mtime_ns + 1000))
+    assert from_png.cache_version(0) != v
+    # A JSON appears (here another scene): loaded again, the image reads it
+    # and the PNG's cache entry is not used.
+    write_json(p["polygons"], EMPTY_STREET)
+    from_json = load(root, split="train")
+    assert from_json.image_info[0]["annotation_kind"] == "polygons"
+    assert from_json.cache_version(0) != from_png.cache_version(0)
+    assert len(cache.get(from_json, 0)["class_ids"]) == 0
+    assert (cache.hits, cache.misses) == (1, 2)
+
+
+def test_neither_annotation_file_names_both(root, caplog):
+    p = paths(root, "train", "bochum", "bochum_000000_000019")
+    p["polygons"].unlink()
+    p["instanceIds"].unlink()
+    with pytest.raises(CityscapesDataError) as info:
+        CityscapesDataset().load_cityscapes(root, split="train")
+    message = str(info.value)
+    assert str(p["polygons"]) in message and str(p["instanceIds"]) in message
+    assert info.value.path == str(p["polygons"])
+    ds = CityscapesDataset()
+    with caplog.at_level(logging.WARNING, logger="cityscapes.dataset"):
+        report = ds.load_cityscapes(root, split="train", skip_bad=True)
+    assert report["images"] == 4 and report["skipped"] == 1
+    assert report["sources"] == {"polygons": 4, "instanceIds": 0}
+    assert ds.skipped[0][0] == str(p["polygons"]) and str(p["instanceIds"]) in ds.skipped[0][1]
+    assert str(p["instanceIds"]) in caplog.text

@@ -105,3 +105,25 @@ def test_cli(root, dataset, tmp_path, capsys):
     assert capsys.readouterr().out == by_stem
     with pytest.raises(SystemExit, match="no such stem"):
         show_masks.main(["--dataset", str(root), "--image", "nowhere", "--out", str(out)])
+
+
+def test_cli_defaults_on_an_instance_ids_only_folder_without_train(tmp_path, capsys):
+    root = tmp_path / "ids_only"
+    generate(root, seed=0, height=64, width=128, images={"train": 0, "val": 2, "test": 0},
+             polygons=False)
+    out = tmp_path / "masks.png"
+    assert show_masks.main(["--dataset", str(root), "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert out.read_bytes()[:8] == PNG
+    ds = CityscapesDataset()
+    ds.load_cityscapes(root, split="val")
+    ds.prepare()
+    assert ds.load_report["annotations"] == "instanceIds"
+    assert printed.startswith(ds.image_info[show_masks.find_image(ds)]["id"])
+    assert show_masks.main(["--dataset", str(root), "--split", "train", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'train'" in err and err.rstrip().endswith("splits found: val")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert show_masks.main(["--dataset", str(empty), "--out", str(out)]) == 1
+    assert "no split with images and ground truth" in capsys.readouterr().err

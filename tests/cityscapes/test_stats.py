@@ -238,3 +238,52 @@ def test_demo_means_the_synthetic_demo(root, monkeypatch):
     monkeypatch.setattr(synthetic, "ensure_demo", lambda: str(root))
     assert stats.resolve_root("demo") == str(root)
     assert stats.resolve_root("/some/where") == "/some/where"
+
+
+# ------------------------------------------- instanceIds only, split discovery
+@pytest.fixture(scope="module")
+def ids_only(tmp_path_factory):
+    """root's images without the polygons JSONs, plus a test split."""
+    path = tmp_path_factory.mktemp("ids_only")
+    generate(path, seed=0, height=256, width=512, images={**IMAGES, "test": 1}, polygons=False)
+    return path
+
+
+def test_cli_defaults_on_an_instance_ids_only_folder(root, ids_only, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert stats.main(["--dataset", str(ids_only), "--out", str(out), "--workers", "1"]) == 0
+    md = capsys.readouterr().out
+    data = json.loads((out / "stats.json").read_text())
+    assert list(data["splits"]) == ["train", "val", "test"]  # every split found
+    assert data["annotations"] == "auto" and data["total"]["annotations"] == "instanceIds"
+    assert data["total"]["annotation_sources"] == {"polygons": 0, "instanceIds": 7}
+    assert "auto annotations (instanceIds 7)" in md
+    for split in ("train", "val"):  # the numbers of the polygons
+        got, want = data["splits"][split], stats.dataset_stats(load(root, split), workers=1)
+        assert got["annotations"] == "instanceIds" and want["annotations"] == "polygons"
+        for key in ("images", "instances", "crowd", "sizes", "total_instances", "total_crowd",
+                    "without_instances", "instances_per_image"):
+            assert got[key] == want[key], key
+
+
+def test_mixed_folder_and_missing_split(root, tmp_path, capsys):
+    copy = tmp_path / "mixed"
+    shutil.copytree(root, copy)
+    for path in (copy / "gtFine" / "val").rglob("*_gtFine_polygons.json"):
+        path.unlink()
+    got = stats.collect_stats(copy, workers=1)
+    assert list(got["splits"]) == ["train", "val"]
+    assert got["splits"]["train"]["annotations"] == "polygons"
+    assert got["splits"]["val"]["annotations"] == "instanceIds"
+    assert got["total"]["annotations"] == "mixed"
+    assert got["total"]["annotation_sources"] == {"polygons": 4, "instanceIds": 2}
+    out = str(tmp_path / "out")
+    assert stats.main(["--dataset", str(copy), "--out", out, "--splits", "val,test"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "'test'" in err and "splits found: train, val" in err
+    with pytest.raises(CityscapesDataError, match="splits found: train, val"):
+        stats.collect_stats(copy, ["extra"])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CityscapesDataError, match="no split with images and ground truth"):
+        stats.collect_stats(empty)

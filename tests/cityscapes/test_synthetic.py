@@ -107,6 +107,22 @@ def test_same_seed_same_bytes_other_seed_other_images(dataset, tmp_path):
     assert all(other[p] != first[p] for p in first if p.endswith(("_leftImg8bit.png", ".json")))
 
 
+def test_without_polygons_the_other_files_are_the_same(dataset, tmp_path):
+    root, _ = dataset
+    first = read_all(root)
+    out = tmp_path / "ids_only"
+    city, stem = synthetic.image_stem("train", 0, 2)
+    stale = out / "gtFine" / "train" / city / f"{stem}_gtFine_polygons.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")  # of an image written again: removed, else it would be read
+    got = synthetic.generate(out, seed=0, height=H, width=W, images={"train": 2, "val": 1},
+                             cities=2, polygons=False)
+    files = read_all(out)
+    assert got["files"] == len(files) == 3 * 3 and not stale.exists()
+    assert not any(path.endswith(".json") for path in files)
+    assert all(first[path] == data for path, data in files.items())
+
+
 def check_contents(root, height, width):
     """What the dataset must show somewhere; returns the visible instances per class."""
     visible = dict.fromkeys(INSTANCE_CLASSES, 0)

@@ -95,3 +95,12 @@ def test_plan_config_and_stages(root):
     assert config.STEPS_PER_EPOCH == 2 and config.VALIDATION_STEPS == 1  # one pass each
     assert plan["stages"] == [Stage("heads", 1), Stage("all", 2, 0.1)]
     assert len(plan["train"].image_ids) == 3 and os.path.isdir(plan["root"])
+
+
+def test_plan_on_an_instance_ids_only_folder(tmp_path):
+    generate(tmp_path, seed=1, height=64, width=128, images={"train": 2, "val": 1, "test": 0},
+             polygons=False)
+    plan = trainer.prepare(options(dataset=str(tmp_path), image_min_dim=64, image_max_dim=128))
+    for split, n in (("train", 2), ("val", 1)):
+        assert plan[split].load_report["sources"] == {"polygons": 0, "instanceIds": n}
+        assert plan[split].load_mask(0)[0].shape[:2] == (64, 128)
