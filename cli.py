@@ -16,17 +16,18 @@ shares into exit codes:
 
 `--dataset ROOT|demo` resolves once here (`dataset_value`, `dataset_root`):
 a Cityscapes folder, the synthetic demo (generated once, cached), or
-$CITYSCAPES_DATASET when the flag is not given. This module imports
-nothing heavy: parsing and usage errors cost no TensorFlow start-up.
+$CITYSCAPES_DATASET when the flag is not given. This module does not
+import TensorFlow: parsing and usage errors cost no TensorFlow start-up.
 """
 
 import argparse
 import os
 import sys
 
+from cityscapes.dataset import ANNOTATION_CHOICES as ANNOTATIONS
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NON_FINITE = 0, 1, 2, 3
 DATASET_ENV = "CITYSCAPES_DATASET"
-ANNOTATIONS = ("auto", "polygons", "instanceIds")
 DATASET_HELP = (f"Cityscapes folder (leftImg8bit/, gtFine/) or 'demo' (synthetic scenes, "
                 f"generated once) [${DATASET_ENV}]")
 ANNOTATIONS_HELP = ("ground truth: polygons (*_gtFine_polygons.json), instanceIds "
@@ -104,22 +105,25 @@ def start(args):
 def run(parser, work, args):
     """work(args) -> exit code (None: 0), with the shared errors turned
     into one line on stderr and their exit codes."""
-    from mrcnn.engine.callbacks import NonFiniteLossError
-
     try:
         return work(args) or EXIT_OK
     except UsageError as e:
         parser.error(str(e))
-    except NonFiniteLossError as e:
-        print(f"{parser.prog}: stopped: {e}", file=sys.stderr)
-        return EXIT_NON_FINITE
     except StoppedError as e:
         print(f"{parser.prog}: stopped: {e}", file=sys.stderr)
         return EXIT_FAILED
+    except Exception as e:
+        # Training's NaN stop (only raised once the engine is loaded).
+        engine = sys.modules.get("mrcnn.engine.callbacks")
+        if engine is None or not isinstance(e, engine.NonFiniteLossError):
+            raise
+        print(f"{parser.prog}: stopped: {e}", file=sys.stderr)
+        return EXIT_NON_FINITE
 
 
 def main(parser, work, argv=None):
-    """Parse argv, start quietly, run `work(args)`. -> exit code."""
+    """Parse argv, start quietly, run `work(args)`. -> exit code. (Commands
+    that do not use TensorFlow call `run` without `start`.)"""
     args = parser.parse_args(argv)
     start(args)
     return run(parser, work, args)

@@ -189,22 +189,21 @@ def merge(layers):
 def resolve(explicit):
     """TrainOptions from the flags given (`explicit`: name -> value, only
     those on the command line) over --hparams, over the run --weights last
-    continues, over the demo's, over the defaults. -> (TrainOptions, the
-    checkpoint --weights last continues or None)"""
+    continues, over the demo's, over the defaults; the dataset falls back
+    on $CITYSCAPES_DATASET. -> (TrainOptions, the checkpoint --weights last
+    continues or None)"""
     explicit = dict(explicit)
-    dataset = dataset_value(explicit.get("dataset"))
+    hparams = read_hparams(explicit["hparams"]) if explicit.get("hparams") else {}
+    dataset = dataset_value(explicit.get("dataset") or hparams.get("dataset"))
     layers = [DEMO] if dataset == "demo" else []
     resumed = None
     if explicit.get("weights") == "last":
-        resumed = last_checkpoint(explicit.get("logs", DEFAULTS["logs"]), run_name(dataset))
+        logs = explicit.get("logs") or hparams.get("logs") or DEFAULTS["logs"]
+        resumed = last_checkpoint(logs, run_name(dataset))
         layers.append(run_record_options(resumed))
-    if explicit.get("hparams"):
-        layers.append(read_hparams(explicit["hparams"]))
-    layers.append(explicit)
+    layers += [hparams, explicit]
     merged = merge(layers)
-    merged["dataset"] = dataset
-    if resumed:
-        merged["weights"] = "last"
+    merged["dataset"] = dataset_value(merged["dataset"])
     return TrainOptions(**merged), resumed
 
 

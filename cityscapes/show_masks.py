@@ -26,14 +26,14 @@ From Python (e.g. in a notebook):
     fig.savefig("masks.png")     # or show `fig` in Jupyter
 """
 
-import argparse
 import os
 import sys
 
 import numpy as np
 
-from cityscapes.dataset import ANNOTATION_CHOICES, check_split, find_splits
-from cityscapes.stats import CLASS_SETS, DATASET_HELP, resolve_root
+import cli
+from cityscapes.dataset import check_split, find_splits
+from cityscapes.stats import CLASS_SETS
 
 # --split's default: the first of these that has images and ground truth.
 DEFAULT_SPLITS = ("train", "val")
@@ -218,23 +218,19 @@ def format_ious(dataset, image_id, class_ids, ious):
     return "\n".join(lines)
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m cityscapes.show_masks",
-                                description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", required=True, help=DATASET_HELP)
+def build_parser():
+    p = cli.Parser("python -m cityscapes.show_masks", __doc__.split("\n\n")[0])
+    cli.add_dataset_flags(p)
     p.add_argument("--split", default=None,
                    help="split folder (default: the first of train, val that exists)")
     p.add_argument("--image", default=None,
                    help="image stem (e.g. aachen_000000_000019) or index in the split "
                         "(default: the first with an instance)")
     p.add_argument("--mini", type=int, default=56, help="mini-mask size (default 56)")
-    p.add_argument("--annotations", choices=ANNOTATION_CHOICES, default="auto",
-                   help="auto (default): per image the polygons JSON if there, "
-                        "else the instanceIds PNG")
     p.add_argument("--classes", choices=tuple(CLASS_SETS), default="all")
     p.add_argument("--out", required=True, help="PNG file to write")
     p.add_argument("--dpi", type=int, default=100, help="resolution of the PNG (default 100)")
-    return p.parse_args(argv)
+    return p
 
 
 def default_split(root):
@@ -246,22 +242,20 @@ def default_split(root):
     return found[0]
 
 
-def main(argv=None):
+def work(args):
     from cityscapes.dataset import CityscapesDataError, CityscapesDataset
 
-    args = parse_args(argv)
+    root = cli.dataset_root(cli.dataset_value(args.dataset))
     dataset = CityscapesDataset(CLASS_SETS[args.classes])
     try:
-        root = resolve_root(args.dataset)
         if args.split is None:
             split = default_split(root)
         else:
             split = args.split
             check_split(root, split)
-        dataset.load_cityscapes(root, split=split, annotations=args.annotations)
+        dataset.load_cityscapes(root, split=split, annotations=args.annotations or "auto")
     except (CityscapesDataError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        raise cli.UsageError(str(e))
     dataset.prepare()
     image_id = find_image(dataset, args.image)
     mini_shape = (args.mini, args.mini)
@@ -271,7 +265,11 @@ def main(argv=None):
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     fig.savefig(args.out, dpi=args.dpi)
     print(f"wrote {args.out}", file=sys.stderr)
-    return 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    return cli.run(parser, work, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

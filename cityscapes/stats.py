@@ -36,7 +36,6 @@ From Python:
     write_report(stats, "stats/")                # -> Markdown text
 """
 
-import argparse
 import functools
 import json
 import logging
@@ -48,9 +47,9 @@ from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
+import cli
 from cityscapes import rasterize
 from cityscapes.dataset import (
-    ANNOTATION_CHOICES,
     ANNOTATION_KINDS,
     SOURCE,
     CityscapesDataset,
@@ -66,7 +65,6 @@ logger = logging.getLogger(__name__)
 SIZE_THRESHOLDS = (32 ** 2, 96 ** 2)
 SIZE_NAMES = ("small", "medium", "large")
 CLASS_SETS = {"all": INSTANCE_CLASSES, "evaluated": EVALUATED_CLASSES}
-DATASET_HELP = "Cityscapes folder (leftImg8bit/, gtFine/), or 'demo' for the synthetic demo"
 PLOT_FILES = ("instances_per_class.png", "sizes_per_class.png", "instances_per_image.png")
 # How many skipped images the Markdown lists by name (all are in the JSON).
 _LISTED_SKIPS = 20
@@ -278,15 +276,6 @@ def combine(split_stats):
     }
 
 
-def resolve_root(dataset):
-    """--dataset value -> dataset folder ("demo": the synthetic demo dataset)."""
-    if dataset != "demo":
-        return dataset
-    from cityscapes import synthetic
-
-    return synthetic.ensure_demo()
-
-
 def collect_stats(root, splits=None, annotations="auto", classes="all",
                   skip_bad=False, resplit=None, workers=None):
     """Load each split and return {"dataset", "annotations", "classes",
@@ -478,16 +467,12 @@ def write_report(stats, out_dir="stats"):
 
 
 # ------------------------------------------------------------ CLI
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m cityscapes.stats",
-                                description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", required=True, help=DATASET_HELP)
+def build_parser():
+    p = cli.Parser("python -m cityscapes.stats", __doc__.split("\n\n")[0])
+    cli.add_dataset_flags(p)
     p.add_argument("--splits", default=None,
                    help="comma-separated splits (default: those of train,val,test with "
                         "images and ground truth; train,val,test with --resplit)")
-    p.add_argument("--annotations", choices=ANNOTATION_CHOICES, default="auto",
-                   help="auto (default): per image the polygons JSON if there, "
-                        "else the instanceIds PNG")
     p.add_argument("--classes", choices=tuple(CLASS_SETS), default="all")
     p.add_argument("--resplit", nargs="?", const="default", default=None, metavar="TRAIN,VAL",
                    help="re-split official train + val by city (cityscapes.splits), "
@@ -496,7 +481,7 @@ def parse_args(argv=None):
                    help="leave out and report unreadable images instead of stopping")
     p.add_argument("--workers", type=int, default=os.cpu_count(), help="processes")
     p.add_argument("--out", default="stats", help="output folder (default stats/)")
-    return p.parse_args(argv)
+    return p
 
 
 def _resplit_arg(value):
@@ -508,25 +493,27 @@ def _resplit_arg(value):
     except ValueError:
         sizes = ()
     if len(sizes) != 2:
-        raise SystemExit(f"--resplit takes TRAIN,VAL sizes, got {value!r}")
+        raise cli.UsageError(f"--resplit takes TRAIN,VAL sizes, got {value!r}")
     return {"sizes": sizes}
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def work(args):
     splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None
+    root = cli.dataset_root(cli.dataset_value(args.dataset))
     try:
-        stats = collect_stats(resolve_root(args.dataset), splits or None,
-                              annotations=args.annotations, classes=args.classes,
-                              skip_bad=args.skip_bad, resplit=_resplit_arg(args.resplit),
-                              workers=args.workers)
+        stats = collect_stats(root, splits or None, annotations=args.annotations or "auto",
+                              classes=args.classes, skip_bad=args.skip_bad,
+                              resplit=_resplit_arg(args.resplit), workers=args.workers)
     except ValueError as e:  # CityscapesDataError included
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        raise cli.UsageError(str(e))
     print(write_report(stats, args.out), end="")
     print(f"\nwrote stats.md, stats.json and {len(PLOT_FILES)} plots to {args.out}",
           file=sys.stderr)
-    return 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    return cli.run(parser, work, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -57,7 +57,6 @@ half-written file under a final name.
     root = ensure_demo()        # the default demo dataset, generated once
 """
 
-import argparse
 import json
 import os
 import sys
@@ -70,6 +69,7 @@ from cityscapesscripts.preparation.json2instanceImg import createInstanceImage
 from cityscapesscripts.preparation.json2labelImg import createLabelImage
 from PIL import Image, ImageDraw
 
+import cli
 from cityscapes.labels import INSTANCE_CLASSES
 from mrcnn import files
 
@@ -1271,30 +1271,39 @@ def format_summary(summary):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="python -m cityscapes.synthetic",
-        description="Write a small synthetic dataset in the Cityscapes layout "
-                    "(leftImg8bit/ and gtFine/ with polygons, instanceIds and labelIds).")
-    parser.add_argument("--out", required=True, help="output folder (the dataset root)")
-    parser.add_argument("--seed", type=int, default=0, help="same seed, same files (default 0)")
-    parser.add_argument("--height", type=int, default=DEFAULT_HEIGHT,
-                        help=f"image height (default {DEFAULT_HEIGHT})")
-    parser.add_argument("--width", type=int, default=DEFAULT_WIDTH,
-                        help=f"image width (default {DEFAULT_WIDTH})")
+def build_parser():
+    p = cli.Parser("python -m cityscapes.synthetic",
+                   "Write a small synthetic dataset in the Cityscapes layout (leftImg8bit/ and "
+                   "gtFine/ with polygons, instanceIds and labelIds).")
+    p.add_argument("--out", required=True, help="output folder (the dataset root)")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same files (default 0)")
+    p.add_argument("--height", type=int, default=DEFAULT_HEIGHT,
+                   help=f"image height (default {DEFAULT_HEIGHT})")
+    p.add_argument("--width", type=int, default=DEFAULT_WIDTH,
+                   help=f"image width (default {DEFAULT_WIDTH})")
     for split in SPLITS:
-        parser.add_argument(f"--{split}", type=int, default=DEFAULT_IMAGES[split],
-                            help=f"number of {split} images (default {DEFAULT_IMAGES[split]})")
-    parser.add_argument("--cities", type=int, default=DEFAULT_CITIES,
-                        help=f"cities per split (default {DEFAULT_CITIES})")
-    args = parser.parse_args(argv)
+        p.add_argument(f"--{split}", type=int, default=DEFAULT_IMAGES[split],
+                       help=f"number of {split} images (default {DEFAULT_IMAGES[split]})")
+    p.add_argument("--cities", type=int, default=DEFAULT_CITIES,
+                   help=f"cities per split (default {DEFAULT_CITIES})")
+    p.add_argument("--no-polygons", dest="polygons", action="store_false",
+                   help="write no polygons JSON (an instanceIds-only dataset)")
+    return p
+
+
+def work(args):
     try:
         summary = generate(args.out, seed=args.seed, height=args.height, width=args.width,
-                           images={s: getattr(args, s) for s in SPLITS}, cities=args.cities)
+                           images={s: getattr(args, s) for s in SPLITS}, cities=args.cities,
+                           polygons=args.polygons)
     except ValueError as e:
-        parser.error(str(e))
+        raise cli.UsageError(str(e))
     print(format_summary(summary))
-    return 0
+
+
+def main(argv=None):
+    parser = build_parser()
+    return cli.run(parser, work, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ sums the replicas' gradients.
 import json
 import logging
 import os
-import re
 
 import keras
 import numpy as np
@@ -62,7 +61,6 @@ from mrcnn.modeling.roi_align import pyramid_roi_align
 logger = logging.getLogger(__name__)
 
 MODES = ("training", "inference")
-IMAGENET_FILE_RE = re.compile(r"resnet(50|101)_weights_tf_dim_ordering_tf_kernels_notop\.h5")
 
 
 class MaskRCNNModel(keras.Model):
@@ -481,7 +479,7 @@ class MaskRCNN:
         """
         if filepath == "imagenet":
             filepath = self.get_imagenet_weights()
-        if IMAGENET_FILE_RE.fullmatch(os.path.basename(filepath)):
+        if pretrained.is_imagenet_file(filepath):
             report = weight_io.load_imagenet_weights(
                 self.keras_model, filepath, self.config.BACKBONE
             )

@@ -18,7 +18,9 @@ import numpy as np  # noqa: E402
 
 from mrcnn.config import Config
 from mrcnn.data.shapes import CLASS_NAMES, ShapesDataset
-from mrcnn.model import MaskRCNN
+from mrcnn.engine import run
+from mrcnn.engine.inference import inference_model
+from mrcnn.engine.schedule import Stage
 
 
 class ShapesConfig(Config):
@@ -46,9 +48,8 @@ class ShapesConfig(Config):
     VALIDATION_STEPS = 1
 
 
-class ShapesInferenceConfig(ShapesConfig):
-    IMAGES_PER_GPU = 1
-    DETECTION_MIN_CONFIDENCE = 0.5
+# Detection threshold when checking (the training config keeps Matterport's 0.7).
+DETECTION_MIN_CONFIDENCE = 0.5
 
 
 def best_mask_ious(gt_masks, gt_class_ids, result):
@@ -75,13 +76,12 @@ def train_and_check(images=4, epochs=4, model_dir="logs", seed=1):
     dataset.load_shapes(images, 128, 128, seed=seed)
     dataset.prepare()
     config = ShapesConfig()
-    model = MaskRCNN("training", config, model_dir)
+    model = run.training_model(config, model_dir)
     # Matterport's staged recipe: the last epoch at a tenth of the rate.
-    model.train(dataset, dataset, config.LEARNING_RATE, epochs=epochs - 1, layers="all")
-    model.train(dataset, dataset, config.LEARNING_RATE / 10, epochs=epochs, layers="all")
-
-    infer = MaskRCNN("inference", ShapesInferenceConfig(), model_dir)
-    infer.load_weights(model.find_last(), by_name=True)
+    stages = [Stage("all", epochs - 1), Stage("all", epochs, 0.1)]
+    summary = run.train_stages(model, dataset, dataset, stages, config.LEARNING_RATE)
+    infer = inference_model(summary["last_checkpoint"],
+                            overrides={"DETECTION_MIN_CONFIDENCE": DETECTION_MIN_CONFIDENCE})
     ious = []
     for image_id in dataset.image_ids:
         masks, class_ids = dataset.load_mask(image_id)

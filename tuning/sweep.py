@@ -187,11 +187,13 @@ def check_fingerprint(project, record):
                                  " use another --project, or --overwrite to start again")
 
 
-def write_meta(project, record, settings, train_options):
+def write_meta(project, record, settings, base_hparams, train_options):
     """sweep.json: the fingerprint, plus what results need (project name,
-    the train.py options every trial started from, with the subsets'
-    sizes: --export_best adds the best trial's values to them). -> the dict"""
-    meta = dict(record, project=settings["project"], train_options=train_options)
+    the --hparams base, and the train.py options every trial started from
+    with the subsets' sizes: --export_best adds the best trial's values to
+    them). -> the dict"""
+    meta = dict(record, project=settings["project"], hparams=base_hparams,
+                train_options=train_options)
     files.write_text(layout.sweep_file(project), json.dumps(meta, indent=2) + "\n")
     return meta
 
@@ -252,6 +254,7 @@ def prepare(settings):
         raise UsageError("--weights last: a sweep starts every trial anew; give coco, "
                          "imagenet, none or a file")
     base, _ = opts.resolve(explicit)
+    base_hparams = opts.read_hparams(explicit["hparams"]) if explicit.get("hparams") else {}
     space = resolve_space(settings, base)
     checked = check_trials(space, base)
     record = fingerprint(settings, base, space)
@@ -264,7 +267,8 @@ def prepare(settings):
         raise UsageError("--objective val_ap: no image of the val subset has "
                          "instances to score")
     return {"role": who, "base": base, "space": space, "record": record,
-            "train_options": train_options(base, data), "data": data}
+            "base_hparams": base_hparams, "train_options": train_options(base, data),
+            "data": data}
 
 
 def make_tuner(settings, prepared):
@@ -291,7 +295,8 @@ def run(settings, log=print):
     prepared = prepare(settings)
     tuner = make_tuner(settings, prepared)
     project = tuner.project_dir
-    meta = write_meta(project, prepared["record"], settings, prepared["train_options"])
+    meta = write_meta(project, prepared["record"], settings, prepared["base_hparams"],
+                      prepared["train_options"])
     stopped = None
     try:
         tuner.search()

@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from cityscapes import trainer
+from cityscapes import options
 from cityscapes.synthetic import generate
 from tests.tuning.test_sweep import ENV, tiny_sweep
 from tuning import layout
@@ -75,6 +75,6 @@ def test_chief_and_two_workers_share_one_sweep(tmp_path):
         assert t["score"] == max(r["val_ap"] for r in rows)
     with open(os.path.join(project, "results.md")) as f:
         assert "Objective: val_ap (higher is better" in f.read()
-    exported = trainer.read_hparams(str(best))
+    exported = options.read_hparams(str(best))
     assert exported["lr"] == results["best"][0]["values"]["lr"]
     assert 1e-5 <= exported["lr"] <= 1e-4

@@ -11,7 +11,7 @@ import types
 import keras_tuner
 import pytest
 
-from cityscapes import trainer
+from cityscapes.options import TrainOptions
 from mrcnn.engine.callbacks import NonFiniteLossError
 from tuning import layout, spaces
 from tuning.callbacks import EpochLog, read_epochs
@@ -58,8 +58,7 @@ class Recorder:
 
 def hypermodel(objective="val_loss"):
     space = spaces.check_space({"lr": [1e-4], "optimizer": "sgd", "weights": "none"})
-    base = dict(trainer.DEFAULTS, dataset="demo", layers="heads", augment="none",
-                mask_cache="none")
+    base = TrainOptions(dataset="demo", layers="heads", augment="none", mask_cache="none")
     data = SweepData(train=None, val=None, classes=("car",), root="nowhere")
     return MaskRCNNHyperModel(space, base, data, objective)
 

@@ -8,13 +8,16 @@ import math
 import keras_tuner
 import pytest
 
-from cityscapes import trainer
+from cityscapes import options
+from mrcnn.engine.schedule import Stage
 from tuning import layout, results
 
 META = {"stage": "fine", "objective": "val_loss", "max_epochs": 20, "factor": 3,
         "train_images": 154, "val_images": 59, "project": "fine_sgd",
         "space": {"optimizer": "sgd", "lr": {}, "momentum": {}, "weight_decay": {}},
-        "hparams": {"weights": "coco", "backbone": "resnet101"}}
+        "hparams": {"weights": "coco", "backbone": "resnet101"},
+        "train_options": {"weights": "coco", "backbone": "resnet101", "image_min_dim": 512,
+                          "train_images": 154, "dataset": "/data/cs", "seed": 3}}
 
 
 def write_trial(project, trial_id, values, score=None, status="COMPLETED", metrics=None,
@@ -109,9 +112,9 @@ def test_results_files_are_strict_json(project):
         data = json.loads(f.read(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
     assert [b["trial_id"] for b in data["best"]] == ["02", "00"]
     assert data["best"][0]["rank"] == 1 and data["direction"] == "min"
-    assert data["best"][0]["options"] == {"weights": "coco", "backbone": "resnet101",
-                                          "optimizer": "sgd", "lr": 9e-5, "momentum": 0.95,
-                                          "weight_decay": 1e-3}
+    assert data["best"][0]["options"] == dict(META["train_options"], optimizer="sgd",
+                                              lr=9e-5, momentum=0.95, weight_decay=1e-3,
+                                              epochs=7, schedule=None)
     assert data["diverged"] == ["03"]
     assert data["trials"][3]["score"] is None  # +inf written as null
     assert open(md).read().startswith("# Hyperband sweep")
@@ -121,12 +124,15 @@ def test_export_best_is_read_by_train_py(project, tmp_path):
     path = tmp_path / "best.json"
     export = results.export_best(str(path), META, results.collect(str(project)))
     assert export["trial_id"] == "02" and export["score"] == 1.7
-    hparams = trainer.read_hparams(str(path))
+    hparams = options.read_hparams(str(path))
     assert hparams == {"weights": "coco", "backbone": "resnet101", "optimizer": "sgd",
-                       "lr": 9e-5, "momentum": 0.95, "weight_decay": 1e-3}
-    options = trainer.resolve_options({"dataset": "demo", "hparams": str(path)})
-    assert (options["lr"], options["momentum"], options["weight_decay"],
-            options["weights"]) == (9e-5, 0.95, 1e-3, "coco")
+                       "lr": 9e-5, "momentum": 0.95, "weight_decay": 1e-3, "epochs": 7,
+                       "schedule": None, "image_min_dim": 512, "train_images": 154,
+                       "dataset": "/data/cs", "seed": 3}
+    o, _ = options.resolve({"hparams": str(path)})
+    assert (o.lr, o.momentum, o.weight_decay, o.weights, o.epochs, o.dataset, o.train_images,
+            o.seed) == (9e-5, 0.95, 1e-3, "coco", 7, "/data/cs", 154, 3)
+    assert options.stages(o) == [Stage("heads", 7)]
 
 
 def test_export_best_with_adam_beta_1(tmp_path):
@@ -135,9 +141,11 @@ def test_export_best_with_adam_beta_1(tmp_path):
     (tmp_path / "p").mkdir()
     write_trial(tmp_path / "p", "0", values, 1.0)
     path = tmp_path / "best.json"
-    results.export_best(str(path), dict(META, hparams={}), results.collect(str(tmp_path / "p")))
-    assert trainer.read_hparams(str(path)) == {"optimizer": "adam", "lr": 4e-6,
-                                               "momentum": 0.93, "weight_decay": 2e-4}
+    meta = dict(META, hparams={}, train_options={})
+    results.export_best(str(path), meta, results.collect(str(tmp_path / "p")))
+    assert options.read_hparams(str(path)) == {"optimizer": "adam", "lr": 4e-6,
+                                               "momentum": 0.93, "weight_decay": 2e-4,
+                                               "epochs": 3, "schedule": None}
 
 
 def test_a_coco_trial_shows_its_resnet101(tmp_path):

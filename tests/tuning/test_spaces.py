@@ -8,7 +8,8 @@ import sys
 import keras_tuner
 import pytest
 
-from cityscapes.trainer import DEFAULTS, UsageError
+from cityscapes.options import DEFAULTS
+from cli import UsageError
 from tuning import spaces
 
 

@@ -19,7 +19,7 @@ import time
 
 import pytest
 
-from cityscapes import trainer
+from cityscapes import options
 from cityscapes.synthetic import generate
 from tuning import layout
 from tuning.callbacks import read_epochs
@@ -132,6 +132,6 @@ def test_nan_continuation_kill_and_resume(tmp_path, dataset):
     with open(os.path.join(project, "results.md")) as f:
         text = f.read()
     assert "## Diverged (NaN / Inf loss)" in text and "| 1 | sgd | 1e+30 |" in text
-    hparams = trainer.read_hparams(str(best))
+    hparams = options.read_hparams(str(best))
     assert hparams == {"optimizer": "sgd", "lr": lrs[expected[0]], "momentum": 0.9,
                        "weight_decay": 1e-4, "weights": "none", "backbone": "resnet50"}

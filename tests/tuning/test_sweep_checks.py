@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from cityscapes.synthetic import generate
-from cityscapes.trainer import UsageError
+from cli import UsageError
 from mrcnn.checkpoint import pretrained
 from tuning import layout, spaces, sweep
 from tuning.hypermodel import MaskRCNNHyperModel

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from cityscapes.trainer import UsageError
+from cli import UsageError
 from tuning import callbacks, layout, objectives, tuner
 from tuning.hypermodel import metrics_of
 

@@ -10,7 +10,7 @@ import os
 import keras_tuner
 import pytest
 
-from cityscapes.trainer import UsageError
+from cli import UsageError
 from tuning import layout
 from tuning.callbacks import EpochLog, read_epochs
 from tuning.tuner import SweepTuner, TrialCallback, TrialUsageError
