@@ -145,7 +145,7 @@ def main(argv=None):
     cs = scorer.cityscapes.result()
     parts["official AP integration"] = time.perf_counter() - t
     t = time.perf_counter()
-    coco = scorer.coco.result()
+    coco_result = scorer.coco.result()
     parts["COCO (pycocotools evaluate/accumulate)"] = time.perf_counter() - t
     total = time.perf_counter() - start
     coco.CocoEval._score = original
@@ -154,8 +154,8 @@ def main(argv=None):
     for k, v in parts.items():
         print(f"  {k}: {v:.1f} s")
     print(f"  of which pycocotools itself: {coco_time['t']:.1f} s")
-    print(f"  AP@0.5 {m['ap50']:.3f}, rAP {m['rap']:.3f}, COCO segm AP {coco['segm']['AP']:.3f}, "
-          f"bbox AP {coco['bbox']['AP']:.3f}, Cityscapes AP {cs['AP']:.3f}")
+    print(f"  AP@0.5 {m['ap50']:.3f}, rAP {m['rap']:.3f}, COCO segm AP {coco_result['segm']['AP']:.3f}, "
+          f"bbox AP {coco_result['bbox']['AP']:.3f}, Cityscapes AP {cs['AP']:.3f}")
 
     # ------------------------------------------------------------- official
     n = min(args.official_images, args.images, len(scenes))

@@ -48,7 +48,7 @@ from mrcnn.config import Config  # noqa: E402
 from mrcnn.data import pipeline
 from mrcnn.data.augmentation import FlipCrop  # noqa: E402
 from mrcnn.data.mask_cache import MiniMaskCache, instance_record  # noqa: E402
-from mrcnn.model import build_model  # noqa: E402
+from mrcnn.modeling.network import build_network  # noqa: E402
 
 
 class BenchConfig(Config):
@@ -124,7 +124,7 @@ def main(argv=None):
     graph(*inputs[ids[0]][:1], *inputs[ids[0]][2:])
     parts["graph: frame, FlipCrop, padding"] = median_ms(
         lambda i: graph(inputs[i][0], *inputs[i][2:]), ids)
-    model = build_model(config, "training")
+    model = build_network(config, "training")
     rpn = tf.function(model._rpn_targets, reduce_retracing=True)
     examples = {i: graph(inputs[i][0], *inputs[i][2:]) for i in ids}
     shape = tf.constant([height, width])

@@ -199,6 +199,32 @@ def mold_image(images, mean_pixel):
     return np.asarray(images, dtype=np.float32) - np.asarray(mean_pixel, dtype=np.float32)
 
 
+def mold_batch(images, min_dim, max_dim, min_scale, mode, mean_pixel, num_classes):
+    """Resize and mold images for the network, as one batch.
+
+    images: list of uint8 [h, w, 3], any sizes; the other arguments are
+    `resize_image`'s and `mold_image`'s (IMAGE_MIN_DIM, ...). Returns molded
+    [B, H, W, 3] float32 (padded at the bottom / right to the largest
+    image's size, in multiples of 64), image_metas [B, 12 + C], windows [B, 4].
+    """
+    molded, metas, windows = [], [], []
+    for image in images:  # one resize per image of the batch
+        resized, window, scale, _, _ = resize_image(image, min_dim, max_dim, min_scale, mode)
+        molded.append(mold_image(resized, mean_pixel))
+        windows.append(window)
+        metas.append((image.shape, window, scale))
+    height = max(-(-m.shape[0] // 64) * 64 for m in molded)
+    width = max(-(-m.shape[1] // 64) * 64 for m in molded)
+    batch = np.zeros([len(images), height, width, 3], np.float32)
+    for i, m in enumerate(molded):
+        batch[i, : m.shape[0], : m.shape[1]] = m
+    image_metas = np.stack([
+        compose_image_meta(0, shape, batch.shape[1:], window, scale, np.ones(num_classes))
+        for shape, window, scale in metas
+    ])
+    return batch, image_metas, np.array(windows)
+
+
 def unmold_image(normalized_images, mean_pixel):
     """Inverse of mold_image(): add the mean pixel back, round, clip to uint8."""
     images = np.asarray(normalized_images, dtype=np.float32) + np.asarray(mean_pixel, np.float32)

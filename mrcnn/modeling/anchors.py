@@ -11,6 +11,7 @@ centres sit at `position * feature_stride` pixels (Matterport's convention),
 so pixel boxes can stick out of the image at the borders.
 """
 
+import dataclasses
 import math
 
 import tensorflow as tf
@@ -108,3 +109,47 @@ def num_anchors(image_height, image_width, strides, num_ratios, anchor_stride=1)
         fw = math.ceil(image_width / stride)
         total += math.ceil(fh / anchor_stride) * math.ceil(fw / anchor_stride) * num_ratios
     return total
+
+
+@dataclasses.dataclass(frozen=True)
+class Anchors:
+    """The anchors of a feature pyramid: one scale per level, the same
+    ratios at every location, on every `stride`-th feature cell.
+
+    scales: [L] sides of a ratio-1 anchor, pixels of the molded image
+        (RPN_ANCHOR_SCALES); ratios: [R] width / height (RPN_ANCHOR_RATIOS);
+    strides: [L] feature strides of the levels (BACKBONE_STRIDES);
+    stride: anchor stride in feature cells (RPN_ANCHOR_STRIDE).
+    """
+
+    scales: tuple
+    ratios: tuple
+    strides: tuple
+    stride: int
+
+    def __post_init__(self):
+        object.__setattr__(self, "scales", tuple(self.scales))
+        object.__setattr__(self, "ratios", tuple(float(r) for r in self.ratios))
+        object.__setattr__(self, "strides", tuple(self.strides))
+        if len(self.scales) != len(self.strides):
+            raise ValueError(f"one anchor scale per level: {len(self.scales)} scales, "
+                             f"{len(self.strides)} strides")
+
+    @property
+    def per_location(self):
+        """R: anchors at each feature-map location (the RPN's outputs per cell)."""
+        return len(self.ratios)
+
+    def boxes(self, image_shape, normalized=True):
+        """All anchors [A, 4] of a molded image of (height, width, ...)."""
+        return pyramid_anchors(image_shape, self.scales, self.ratios, self.strides,
+                               self.stride, normalized)
+
+    def iou(self, image_shape, boxes):
+        """IoU [A, K] of every anchor (pixels) with boxes [K, 4] (pixels)."""
+        return pyramid_iou(image_shape, self.scales, self.ratios, self.strides, boxes,
+                           self.stride)
+
+    def count(self, height, width):
+        """A of a molded image of height x width (static)."""
+        return num_anchors(height, width, self.strides, len(self.ratios), self.stride)

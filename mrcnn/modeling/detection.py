@@ -15,20 +15,14 @@ from mrcnn.modeling import box_ops
 _CLASS_OFFSET = 4.0
 
 
-def refine_detections(
-    rois,
-    probs,
-    deltas,
-    window,
-    max_instances=100,
-    min_confidence=0.7,
-    nms_threshold=0.3,
-    std_dev=(0.1, 0.1, 0.2, 0.2),
-):
+def refine_detections(rois, probs, deltas, window, *, max_instances, min_confidence,
+                      nms_threshold, std_dev):
     """Detections of one image.
 
     rois: [N, 4] (zero rows are padding); probs: [N, C]; deltas: [N, C, 4];
-    window: [4], the part of the molded image that is the real image.
+    window: [4], the part of the molded image that is the real image;
+    max_instances: D (DETECTION_MAX_INSTANCES); min_confidence, nms_threshold:
+    DETECTION_MIN_CONFIDENCE, DETECTION_NMS_THRESHOLD; std_dev: [4] BBOX_STD_DEV.
     Each ROI takes its most likely class; background, low scores and
     overlaps within a class (NMS) are dropped. Returns [D, 6]
     (y1, x1, y2, x2, class_id, score) sorted by score, zero-padded.
@@ -58,7 +52,7 @@ def refine_detections(
     return tf.pad(detections, [[0, max_instances - tf.shape(detections)[0]], [0, 0]])
 
 
-def detect_batch(rois, probs, deltas, windows, max_instances=100, **kwargs):
+def detect_batch(rois, probs, deltas, windows, *, max_instances, **kwargs):
     """`refine_detections` over a batch: [B, N, ...] -> [B, D, 6]."""
     return tf.map_fn(
         lambda args: refine_detections(*args, max_instances=max_instances, **kwargs),

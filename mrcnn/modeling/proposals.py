@@ -11,20 +11,15 @@ import tensorflow as tf
 from mrcnn.modeling import box_ops
 
 
-def generate_proposals(
-    rpn_probs,
-    rpn_deltas,
-    anchors,
-    proposal_count,
-    nms_threshold=0.7,
-    pre_nms_limit=6000,
-    std_dev=(0.1, 0.1, 0.2, 0.2),
-):
+def generate_proposals(rpn_probs, rpn_deltas, anchors, *, proposal_count, nms_threshold,
+                       pre_nms_limit, std_dev):
     """Top-scoring anchors, refined by their deltas, clipped, after NMS.
 
     rpn_probs: [B, A, 2] (background, object); rpn_deltas: [B, A, 4];
-    anchors: [A, 4] normalised -> proposals [B, R, 4], zero-padded when
-    fewer survive NMS.
+    anchors: [A, 4] normalised; proposal_count: R (POST_NMS_ROIS_*);
+    nms_threshold: RPN_NMS_THRESHOLD; pre_nms_limit: K at most
+    (PRE_NMS_LIMIT); std_dev: [4] RPN_BBOX_STD_DEV -> proposals [B, R, 4],
+    zero-padded when fewer survive NMS.
     """
     scores = rpn_probs[:, :, 1]
     k = tf.minimum(pre_nms_limit, tf.shape(anchors)[0])

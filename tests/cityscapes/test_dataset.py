@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cityscapes.dataset import CityscapesDataError, CityscapesDataset, check_split, find_splits
+from cityscapes.dataset import (
+    CityscapesDataError,
+    CityscapesDataset,
+    check_split,
+    find_splits,
+)
 from cityscapes.labels import EVALUATED_CLASSES, INSTANCE_CLASSES, ClassMap
 from cityscapes.rasterize import instances_from_id_image, masks_from_label_map
 from tests.cityscapes.test_rasterize import (

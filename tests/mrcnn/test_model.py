@@ -320,8 +320,10 @@ def test_rpn_targets_are_computed_in_the_model_from_the_batch(trained):
     rpn_match = rpn_match.numpy()
     for b in range(2):
         boxes = box_ops.denormalize(batch["gt_boxes"][b], shape, rounded=False)
-        expected, _ = targets.rpn_targets(pixel_anchors, batch["gt_class_ids"][b], boxes,
-                                          std_dev=config.RPN_BBOX_STD_DEV.tolist())
+        expected, _ = targets.rpn_targets(
+            pixel_anchors, batch["gt_class_ids"][b], boxes,
+            anchors_per_image=config.RPN_TRAIN_ANCHORS_PER_IMAGE,
+            std_dev=config.RPN_BBOX_STD_DEV.tolist())
         # Negatives are a random sample; the (few) positives are all kept.
         np.testing.assert_array_equal(rpn_match[b] == 1, expected.numpy() == 1)
         assert 0 < (rpn_match[b] == 1).sum() and (rpn_match[b] != 0).sum() <= 256

@@ -6,6 +6,12 @@ import tensorflow as tf
 from mrcnn.modeling import detection
 
 WINDOW = np.array([0.0, 0.0, 0.9, 0.95], np.float32)
+# Matterport's Config values, given explicitly: the functions have no defaults.
+MATTERPORT = {"min_confidence": 0.7, "nms_threshold": 0.3, "std_dev": (0.1, 0.1, 0.2, 0.2)}
+
+
+def refine_detections(rois, probs, deltas, window, **kw):
+    return detection.refine_detections(rois, probs, deltas, window, **{**MATTERPORT, **kw})
 
 
 def _case():
@@ -43,7 +49,7 @@ def _case():
 
 def test_refine_detections_exact():
     rois, probs, deltas = _case()
-    out = detection.refine_detections(rois, probs, deltas, WINDOW, max_instances=5).numpy()
+    out = refine_detections(rois, probs, deltas, WINDOW, max_instances=5).numpy()
     assert out.shape == (5, 6) and out.dtype == np.float32
     expected = [
         [0.12, 0.1, 0.32, 0.3, 1, 0.9],
@@ -57,7 +63,7 @@ def test_refine_detections_exact():
 
 def test_refine_detections_same_class_suppressed_only_above_threshold():
     rois, probs, deltas = _case()
-    out = detection.refine_detections(
+    out = refine_detections(
         rois, probs, deltas, WINDOW, max_instances=6, nms_threshold=0.95
     ).numpy()
     # IoU 0.9 < 0.95: ROI 1 survives, sorted by score between 0.85 and 0.75
@@ -72,7 +78,7 @@ def test_refine_detections_two_classes_overlap_both_survive():
         [[0, 0.9, 0.1], [0, 0.1, 0.95], [0, 0.8, 0.2], [0, 0.2, 0.8]], np.float32
     )
     deltas = np.zeros((4, 3, 4), np.float32)
-    out = detection.refine_detections(
+    out = refine_detections(
         rois, probs, deltas, [0, 0, 1, 1], max_instances=4
     ).numpy()
     # one box per class, identical boxes
@@ -82,13 +88,13 @@ def test_refine_detections_two_classes_overlap_both_survive():
 
 def test_refine_detections_min_confidence_and_max_instances():
     rois, probs, deltas = _case()
-    out = detection.refine_detections(
+    out = refine_detections(
         rois, probs, deltas, WINDOW, max_instances=2, min_confidence=0.5
     ).numpy()
     # ROI 4 (0.6) now passes, but only the 2 best are returned
     assert out.shape == (2, 6)
     np.testing.assert_allclose(out[:, 4:], [[1, 0.9], [2, 0.85]], atol=1e-6)
-    out = detection.refine_detections(
+    out = refine_detections(
         rois, probs, deltas, WINDOW, max_instances=6, min_confidence=0.5
     ).numpy()
     np.testing.assert_allclose(out[:4, 5], [0.9, 0.85, 0.75, 0.6], atol=1e-6)
@@ -97,7 +103,7 @@ def test_refine_detections_min_confidence_and_max_instances():
 
 def test_refine_detections_nothing_detected():
     rois, probs, deltas = _case()
-    out = detection.refine_detections(
+    out = refine_detections(
         rois, probs, deltas, WINDOW, max_instances=3, min_confidence=0.99
     ).numpy()
     np.testing.assert_array_equal(out, np.zeros((3, 6)))
@@ -111,10 +117,10 @@ def test_detect_batch():
         tf.constant(np.stack([probs, probs])),
         tf.constant(np.stack([deltas, deltas])),
         tf.constant(windows),
-        max_instances=5,
+        max_instances=5, **MATTERPORT,
     ).numpy()
     assert out.shape == (2, 5, 6)
-    np.testing.assert_allclose(out[0], detection.refine_detections(
+    np.testing.assert_allclose(out[0], refine_detections(
         rois, probs, deltas, WINDOW, max_instances=5).numpy(), atol=1e-6)
     # second window cuts at y = 0.25; ROI 6 clips to an empty box, which is
     # kept (Matterport drops zero-area boxes only when unmolding)

@@ -7,6 +7,14 @@ import tensorflow as tf
 
 from mrcnn.modeling import proposals
 
+# Matterport's Config values, given explicitly: the function has no defaults.
+MATTERPORT = {"nms_threshold": 0.7, "pre_nms_limit": 6000, "std_dev": (0.1, 0.1, 0.2, 0.2)}
+
+
+def generate_proposals(probs, deltas, anchors, **kw):
+    return proposals.generate_proposals(probs, deltas, anchors, **{**MATTERPORT, **kw})
+
+
 ANCHORS = np.array(
     [
         [0.1, 0.1, 0.3, 0.3],
@@ -35,7 +43,7 @@ def _inputs():
 
 def test_generate_proposals_exact_boxes():
     probs, deltas = _inputs()
-    out = proposals.generate_proposals(probs, deltas, ANCHORS, proposal_count=6).numpy()
+    out = generate_proposals(probs, deltas, ANCHORS, proposal_count=6).numpy()
     assert out.shape == (2, 6, 4) and out.dtype == np.float32
     expected0 = [
         [0.12, 0.1, 0.32, 0.3],  # top anchor, moved by its deltas
@@ -62,7 +70,7 @@ def test_generate_proposals_exact_boxes():
 
 def test_generate_proposals_nms_threshold():
     probs, deltas = _inputs()
-    out = proposals.generate_proposals(
+    out = generate_proposals(
         probs, deltas, ANCHORS, proposal_count=6, nms_threshold=0.95
     ).numpy()
     # IoU 0.9 is below the threshold now: anchor 1 survives in second place
@@ -74,12 +82,12 @@ def test_generate_proposals_nms_threshold():
 
 def test_generate_proposals_count_and_pre_nms_limit():
     probs, deltas = _inputs()
-    out = proposals.generate_proposals(probs, deltas, ANCHORS, proposal_count=2).numpy()
+    out = generate_proposals(probs, deltas, ANCHORS, proposal_count=2).numpy()
     assert out.shape == (2, 2, 4)
     np.testing.assert_allclose(out[0], [[0.12, 0.1, 0.32, 0.3], [0.45, 0.6, 1.0, 0.9]],
                                atol=1e-5)
     # Only the 2 best anchors are candidates: the second one is suppressed.
-    out = proposals.generate_proposals(
+    out = generate_proposals(
         probs, deltas, ANCHORS, proposal_count=4, pre_nms_limit=2
     ).numpy()
     np.testing.assert_allclose(out[0], [[0.12, 0.1, 0.32, 0.3]] + [[0, 0, 0, 0]] * 3, atol=1e-5)
@@ -90,7 +98,7 @@ def test_generate_proposals_std_dev_and_no_gradient():
     probs, deltas = _inputs()
     probs, deltas = tf.constant(probs), tf.Variable(deltas)
     with tf.GradientTape() as tape:
-        out = proposals.generate_proposals(
+        out = generate_proposals(
             probs, deltas, ANCHORS, proposal_count=6, std_dev=(1.0, 1.0, 1.0, 1.0)
         )
         loss = tf.reduce_sum(out)

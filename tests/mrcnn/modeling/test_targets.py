@@ -15,6 +15,16 @@ def _encode(boxes, gt):
 
 
 # ----------------------------------------------------------------- rpn_targets
+# Matterport's Config values, given explicitly: the functions have no defaults.
+MATTERPORT_RPN_TARGETS = {"anchors_per_image": 256, "std_dev": STD}
+MATTERPORT_HEAD_TARGETS = {"positive_fraction": 0.33, "std_dev": STD, "mask_shape": (28, 28),
+                           "include_gt": True, "mini_masks": True}
+
+
+def rpn_targets(anchors, class_ids, boxes, **kw):
+    return targets.rpn_targets(anchors, class_ids, boxes, **{**MATTERPORT_RPN_TARGETS, **kw})
+
+
 GT = [10.0, 10.0, 40.0, 40.0]
 SMALL_ANCHORS = np.array(
     [
@@ -30,7 +40,7 @@ SMALL_ANCHORS = np.array(
 
 
 def test_rpn_targets_small_case():
-    match, bbox = targets.rpn_targets(SMALL_ANCHORS, [1], [GT], anchors_per_image=8, seed=0)
+    match, bbox = rpn_targets(SMALL_ANCHORS, [1], [GT], anchors_per_image=8, seed=0)
     match, bbox = match.numpy(), bbox.numpy()
     assert match.dtype == np.int32 and match.shape == (6,)
     np.testing.assert_array_equal(match, [-1, 1, 1, -1, 0, -1])
@@ -45,7 +55,7 @@ def test_rpn_targets_small_case():
 
 def test_rpn_targets_single_offset_positive():
     anchors = np.array([[0, 0, 20, 20], [50, 50, 90, 90], [12, 10, 42, 40]], np.float32)
-    match, bbox = targets.rpn_targets(anchors, [3], [GT], anchors_per_image=4)
+    match, bbox = rpn_targets(anchors, [3], [GT], anchors_per_image=4)
     np.testing.assert_array_equal(match.numpy(), [-1, -1, 1])
     np.testing.assert_allclose(bbox.numpy()[0], _encode([anchors[2]], [GT])[0], rtol=1e-5)
     np.testing.assert_allclose(bbox.numpy()[0], [-2 / 30 / 0.1, 0, 0, 0], atol=1e-5)
@@ -56,7 +66,7 @@ def test_rpn_targets_low_quality_positive():
     # The only overlapping anchor has IoU 0.25 < 0.3: it still is the gt's best.
     anchors = np.array([[0, 0, 20, 20], [10, 10, 70, 70], [200, 200, 230, 230]], np.float32)
     gt = [10.0, 10.0, 40.0, 40.0]  # 900 / 3600 with anchor 1
-    match, bbox = targets.rpn_targets(anchors, [1], [gt], anchors_per_image=4)
+    match, bbox = rpn_targets(anchors, [1], [gt], anchors_per_image=4)
     np.testing.assert_array_equal(match.numpy(), [-1, 1, -1])
     np.testing.assert_allclose(bbox.numpy()[0], _encode([anchors[1]], [gt])[0], rtol=1e-5)
 
@@ -68,7 +78,7 @@ def test_rpn_targets_large_random_case_is_capped():
     rng = np.random.default_rng(0)
     # 300 gt boxes equal to random anchors: far more than 128 positives
     gt = anchors[rng.choice(len(anchors) // 2, 300, replace=False)]
-    match, bbox = targets.rpn_targets(anchors, np.ones(300, np.int32), gt, seed=3)
+    match, bbox = rpn_targets(anchors, np.ones(300, np.int32), gt, seed=3)
     match, bbox = match.numpy(), bbox.numpy()
     assert (match == 1).sum() == 128 and (match == -1).sum() == 128
     assert bbox.shape == (256, 4)
@@ -81,7 +91,7 @@ def test_rpn_targets_large_random_case_is_capped():
 
     # Few gt boxes: at most 256 labelled, at most half positive.
     gt = np.array([[30, 40, 120, 100], [150, 150, 250, 230]], np.float32)
-    match, bbox = targets.rpn_targets(anchors, [1, 2], gt, seed=4)
+    match, bbox = rpn_targets(anchors, [1, 2], gt, seed=4)
     match = match.numpy()
     assert (match != 0).sum() == 256
     assert 0 < (match == 1).sum() <= 128
@@ -96,14 +106,14 @@ def test_rpn_targets_no_gt():
         (np.zeros([0], np.int32), np.zeros([0, 4], np.float32)),
         ([0, 0], np.zeros([2, 4], np.float32)),  # padding rows only
     ]:
-        match, bbox = targets.rpn_targets(anchors, class_ids, boxes, anchors_per_image=8)
+        match, bbox = rpn_targets(anchors, class_ids, boxes, anchors_per_image=8)
         np.testing.assert_array_equal(match.numpy(), [-1] * 6)
         np.testing.assert_array_equal(bbox.numpy(), np.zeros((8, 4)))
 
 
 def test_rpn_targets_padding_gt_rows_ignored():
     gt = np.array([GT, [0, 0, 0, 0], [0, 0, 0, 0]], np.float32)
-    match, bbox = targets.rpn_targets(SMALL_ANCHORS, [1, 0, 0], gt, anchors_per_image=8)
+    match, bbox = rpn_targets(SMALL_ANCHORS, [1, 0, 0], gt, anchors_per_image=8)
     np.testing.assert_array_equal(match.numpy(), [-1, 1, 1, -1, 0, -1])
 
 
@@ -118,11 +128,11 @@ def test_rpn_targets_crowd_never_negative():
         np.float32,
     )
     crowd = [120.0, 120.0, 200.0, 200.0]
-    match, bbox = targets.rpn_targets(anchors, [1, -1], [GT, crowd], anchors_per_image=8)
+    match, bbox = rpn_targets(anchors, [1, -1], [GT, crowd], anchors_per_image=8)
     np.testing.assert_array_equal(match.numpy(), [0, 0, -1, 1])
     np.testing.assert_array_equal(bbox.numpy(), np.zeros((8, 4)))
     # Crowd only: no positives at all, and overlapping anchors are not negative.
-    match, _ = targets.rpn_targets(anchors, [-1], [crowd], anchors_per_image=8)
+    match, _ = rpn_targets(anchors, [-1], [crowd], anchors_per_image=8)
     np.testing.assert_array_equal(match.numpy(), [0, 0, -1, -1])
 
 
@@ -156,8 +166,7 @@ def _find_rows(rois, box):
 
 
 def _detection_targets(proposals, ids=GT_IDS, boxes=GT_BOXES, gt_masks=GT_MASKS, **kw):
-    kw.setdefault("rois_per_image", 12)
-    kw.setdefault("seed", 0)
+    kw = {**MATTERPORT_HEAD_TARGETS, "rois_per_image": 12, "seed": 0, **kw}
     out = targets.detection_targets(
         np.asarray(proposals, np.float32), ids, boxes, gt_masks, **kw
     )
