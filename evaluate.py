@@ -16,9 +16,9 @@ import argparse
 import os
 import sys
 
-import mrcnn
+from mrcnn.quiet import quiet_start
 
-mrcnn.import_tensorflow_quietly()
+quiet_start()
 
 from cityscapes import evaluator, trainer  # noqa: E402
 

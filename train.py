@@ -13,9 +13,9 @@ The work is in cityscapes/trainer.py.
 import argparse
 import sys
 
-import mrcnn
+from mrcnn.quiet import quiet_start
 
-mrcnn.import_tensorflow_quietly()
+quiet_start()
 
 from cityscapes import trainer  # noqa: E402
 from mrcnn.callbacks import NonFiniteLossError  # noqa: E402

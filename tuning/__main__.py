@@ -14,9 +14,9 @@ had nothing to export. The work is in tuning/sweep.py.
 import argparse
 import sys
 
-import mrcnn
+from mrcnn.quiet import quiet_start
 
-mrcnn.import_tensorflow_quietly()
+quiet_start()
 
 from cityscapes import trainer  # noqa: E402
 from tuning import objectives, spaces, sweep  # noqa: E402
