@@ -28,7 +28,7 @@ def picture_style(shape):
     return Style(font_size, max(1, font_size // 5), max(1, round(side / 512)))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def label_font(size):
     """A scalable font of `size` pixels: Pillow's built-in one (Pillow >= 10.1
     with FreeType), else matplotlib's DejaVu Sans, else Pillow's small
@@ -47,7 +47,7 @@ def label_font(size):
 
 
 def _text_size(draw, text, font):
-    left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+    _, _, right, bottom = draw.textbbox((0, 0), text, font=font)
     return right, bottom
 
 
@@ -130,7 +130,7 @@ def add_caption(picture, text):
     style = picture_style(picture.shape)
     font = label_font(style.font_size)
     band = Image.new("RGB", (picture.shape[1], 1))
-    tw, th = _text_size(ImageDraw.Draw(band), text, font)
+    th = _text_size(ImageDraw.Draw(band), text, font)[1]
     band = Image.new("RGB", (picture.shape[1], th + 2 * style.padding), (255, 255, 255))
     ImageDraw.Draw(band).text((style.padding, style.padding), text, fill=(0, 0, 0), font=font)
     return np.concatenate([np.asarray(band), np.asarray(picture, np.uint8)])

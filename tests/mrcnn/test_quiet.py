@@ -25,7 +25,7 @@ print("done")
 """
 # absl's C++ log prefix (I0000 00:00:... port.cc:153]) and the banner's other lines.
 BANNER = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|To enable the following instructions|"
-                    r"cuInit|cuda drivers|oneDNN", re.M)
+                    r"cuInit|cuda drivers|oneDNN", re.MULTILINE)
 
 
 def test_quiet_start_hides_the_banner_and_verbose_shows_it():

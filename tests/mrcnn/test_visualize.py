@@ -47,7 +47,7 @@ def test_label_and_line_sizes_grow_with_the_image():
     assert small.font_size >= 10 and all(b > s for b, s in zip(big, small))
     measured = {}
     for h, w in ((128, 256), (1024, 2048)):
-        out, (y1, x1, y2, x2) = _one_box_picture(h, w)
+        out, (y1, x1, y2, _) = _one_box_picture(h, w)
         line = _run(out[(y1 + y2) // 2, x1:])          # box edge, left to right
         label = _run(out[y1 - 1::-1, x1 + 1])          # label patch above the box, upwards
         measured[h] = line, label
