@@ -97,7 +97,7 @@ def csv(value):
 def start(args):
     """The quiet start-up: TensorFlow's banner hidden unless --verbose.
     Call it after parsing and before anything imports TensorFlow."""
-    from mrcnn import quiet_start
+    from mrcnn.quiet import quiet_start
 
     quiet_start(verbose=bool(getattr(args, "verbose", False)))
 

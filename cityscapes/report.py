@@ -16,8 +16,10 @@ made with Matterport's code), then the COCO and Cityscapes tables.
 Pictures (pictures/): precision/recall curves of every model (pooled over
 images, at IoU 0.5 and 0.75); for each sample image and model, the
 detections, a comparison with the ground truth at IoU 0.5 (matched ground
-truth green, missed ground truth red, false positives blue), and the RPN
-proposals when the model was run (not for a predictions file).
+truth green, missed ground truth red, false positives blue), and the top
+50 RPN proposals, best first, under a caption saying so, when the model
+was run (not for a predictions file). Labels and lines scale with the
+image size (mrcnn/visualize.py).
 
 The report (and --export's files) is built in a temporary folder beside
 the report folder and moved into place at the end (`staged`), so an
@@ -43,7 +45,7 @@ from mrcnn.evaluation import mask_ap, rle
 from mrcnn.evaluation.coco import SUMMARY_KEYS
 
 MATCHED, MISSED, FALSE_POSITIVE = (40, 200, 60), (230, 40, 40), (40, 110, 255)
-PROPOSALS_DRAWN = 100
+PROPOSALS_DRAWN = 50  # the best ones: all 300 hide the image
 
 
 def public(entry):
@@ -229,12 +231,20 @@ def _image_pictures(folder, model, stem, dataset, image_id, preds, proposals, cl
                                     colors=colors)
     paths.append(_save(folder, f"{model}_{stem}_vs_ground_truth.png", diff))
     if proposals is not None and len(proposals):
-        proposals = np.asarray(proposals).reshape(-1, 4)
-        real = (proposals[:, 2] > proposals[:, 0]) & (proposals[:, 3] > proposals[:, 1])
-        shown = proposals[real][:PROPOSALS_DRAWN]
         paths.append(_save(folder, f"{model}_{stem}_proposals.png",
-                           visualize.draw_boxes(image, shown)))
+                           proposals_picture(image, proposals)))
     return paths
+
+
+def proposals_picture(image, proposals, limit=PROPOSALS_DRAWN):
+    """The first `limit` non-empty proposals ([R, (y1, x1, y2, x2)] pixels,
+    best first, as detect() gives them) on the image, under a caption."""
+    proposals = np.asarray(proposals).reshape(-1, 4)
+    real = proposals[(proposals[:, 2] > proposals[:, 0]) & (proposals[:, 3] > proposals[:, 1])]
+    shown = real[:limit]
+    picture = visualize.draw_boxes(image, shown)
+    return visualize.add_caption(
+        picture, f"top {len(shown)} of {len(real)} RPN proposals, best first (on top)")
 
 
 def _boxes(masks):
