@@ -13,8 +13,6 @@ round-trip a configuration through plain JSON-able values (tuning, run
 records).
 """
 
-import json
-
 import numpy as np
 
 RESIZE_MODES = ("none", "square", "pad64", "crop", "fit64")
@@ -119,6 +117,8 @@ class Config:
         "mrcnn_mask_loss": 1.0,
     }
 
+    # Kept for Matterport compatibility (its samples set it); proposals
+    # always come from the RPN here, so it is not read.
     USE_RPN_ROIS = True
     # Train BatchNorm statistics; off by default (small batches).
     TRAIN_BN = False
@@ -213,10 +213,6 @@ class Config:
         attrs = {k: _restore(getattr(cls, k, None), v) for k, v in values.items()
                  if k not in DERIVED}
         return type(cls.__name__, (cls,), attrs)()
-
-    def to_json(self, path):
-        with open(path, "w") as f:
-            json.dump(self.to_dict(), f, indent=2, sort_keys=True)
 
     def display(self):
         """Print every field, one per line (as Matterport does)."""

@@ -1,6 +1,6 @@
 """Train Mask R-CNN on synthetic shapes and check its detections (CPU, minutes).
 
-    python -m samples.shapes [--steps 150] [--logs logs]
+    python -m samples.shapes [--images 4] [--epochs 4] [--logs logs]
 
 The idea of Matterport's shapes sample: a ResNet-50 Mask R-CNN learns
 squares, circles and triangles from scratch on a handful of 128 x 128
@@ -8,19 +8,13 @@ images, then `detect()` runs on them and the mask IoU of each ground-truth
 instance with its best same-class detection is printed.
 """
 
-import argparse
-import os
+import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow loads
+import numpy as np
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-
+import cli
 from mrcnn.config import Config
 from mrcnn.data.shapes import CLASS_NAMES, ShapesDataset
-from mrcnn.engine import run
-from mrcnn.engine.inference import inference_model
-from mrcnn.engine.schedule import Stage
 
 
 class ShapesConfig(Config):
@@ -71,6 +65,12 @@ def train_and_check(images=4, epochs=4, model_dir="logs", seed=1):
 
     `seed` fixes the images and the initial weights.
     """
+    import keras
+
+    from mrcnn.engine import run
+    from mrcnn.engine.inference import inference_model
+    from mrcnn.engine.schedule import Stage
+
     keras.utils.set_random_seed(seed)
     dataset = ShapesDataset()
     dataset.load_shapes(images, 128, 128, seed=seed)
@@ -90,16 +90,23 @@ def train_and_check(images=4, epochs=4, model_dir="logs", seed=1):
     return np.concatenate(ious)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=4)
-    parser.add_argument("--logs", default="logs")
-    args = parser.parse_args()
+def build_parser():
+    parser = cli.Parser("python -m samples.shapes", __doc__)
+    parser.add_argument("--images", type=int, default=4, help="shape images (default 4)")
+    parser.add_argument("--epochs", type=int, default=4, help="epochs (default 4)")
+    parser.add_argument("--logs", default="logs", help="folder of the run folders (default logs)")
+    return parser
+
+
+def work(args):
     ious = train_and_check(args.images, args.epochs, args.logs)
     print(f"mask IoU per ground-truth instance: {np.round(ious, 2).tolist()}")
     print(f"mean {ious.mean():.3f}; recovered (IoU > 0.5): {(ious > 0.5).sum()} of {len(ious)}")
 
 
+def main(argv=None):
+    return cli.main(build_parser(), work, argv)
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

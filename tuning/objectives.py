@@ -10,8 +10,6 @@ worst score, so Hyperband never continues it and the sweep goes on.
 
 import math
 
-import keras_tuner
-
 from cli import UsageError
 
 DIRECTIONS = {"val_loss": "min", "val_ap": "max"}
@@ -26,6 +24,8 @@ def check(name):
 
 def objective(name):
     """The keras_tuner.Objective of a name."""
+    import keras_tuner
+
     return keras_tuner.Objective(check(name), direction=DIRECTIONS[name])
 
 

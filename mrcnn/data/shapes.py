@@ -20,7 +20,6 @@ import numpy as np
 import skimage.draw
 
 from mrcnn.data.dataset import Dataset
-from mrcnn.modeling import box_ops
 
 SOURCE = "shapes"
 CLASS_NAMES = ("square", "circle", "triangle")  # class ids 1, 2, 3
@@ -87,6 +86,8 @@ class ShapesDataset(Dataset):
 
 def _random_image_spec(rng, height, width, max_shapes):
     """Background colour and shape specs of one image."""
+    from mrcnn.modeling import box_ops  # TensorFlow: loaded when shapes are drawn
+
     bg = rng.integers(0, 256, size=3)
     shapes, boxes = [], []
     for _ in range(rng.integers(1, max_shapes + 1)):
