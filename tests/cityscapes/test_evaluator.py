@@ -50,28 +50,17 @@ def test_instance_ids_only_folder_is_evaluated(tmp_path):
     """No polygons JSON needed: perfect predictions read back from the PNGs score 1."""
     import json
 
-    from cityscapes.labels import ClassMap
-    from cityscapes.rasterize import INSTANCE_FACTOR
     from cityscapes.synthetic import generate
-    from mrcnn import rle
+    from tests.test_evaluate import perfect_results
 
     root = tmp_path / "ids_only"
     generate(root, seed=3, height=64, width=128, images={"train": 0, "val": 3, "test": 0},
              polygons=False)
-    plan = evaluator.prepare({"dataset": str(root), "predictions": str(tmp_path / "p.json")})
-    ds, cmap, entries = plan["dataset"], ClassMap(), []
-    assert ds.load_report["sources"] == {"polygons": 0, "instanceIds": 3}
-    for i in ds.image_ids:
-        ids = ds.load_instance_ids(i)
-        values = np.unique(ids)
-        values = values[(values >= INSTANCE_FACTOR)
-                        & np.isin(values // INSTANCE_FACTOR, cmap.label_ids)]
-        for v, r in zip(values, rle.encode_label_image(ids, values)):
-            entries.append({"image_id": ds.image_info[i]["id"],
-                            "category_id": cmap.class_id(v // INSTANCE_FACTOR),
-                            "segmentation": r, "score": 0.9})
+    entries = perfect_results(str(root))
     assert entries  # image 1 has no instances, the others do
     (tmp_path / "p.json").write_text(json.dumps(entries))
+    plan = evaluator.prepare({"dataset": str(root), "predictions": str(tmp_path / "p.json")})
+    assert plan["dataset"].load_report["sources"] == {"polygons": 0, "instanceIds": 3}
     result = evaluator.run(plan, log=lambda *args: None)["models"]["p"]
     assert result["matterport"]["ap50"] == 1.0
     assert result["cityscapes"]["AP"] == pytest.approx(1.0)

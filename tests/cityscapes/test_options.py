@@ -8,16 +8,8 @@ import pytest
 
 from cityscapes import options
 from cityscapes.options import DEFAULTS, DEMO, TrainOptions
-from cityscapes.synthetic import generate
 from cli import UsageError
 from mrcnn.engine.schedule import Stage
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory):
-    out = tmp_path_factory.mktemp("cs")
-    generate(out, seed=1, height=128, width=256, images={"train": 3, "val": 2, "test": 0})
-    return str(out)
 
 
 def resolve(**explicit):
