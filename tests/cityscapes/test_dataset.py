@@ -487,7 +487,7 @@ def test_mixed_folder_counts_each_source(root):
 
 
 def test_cache_key_follows_the_annotation_file_used(root, tmp_path):
-    from mrcnn.mask_cache import MiniMaskCache
+    from mrcnn.data.mask_cache import MiniMaskCache
 
     p = paths(root, "train", "aachen", "aachen_000000_000019")
     v_json = load(root, split="train").cache_version(0)
