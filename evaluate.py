@@ -12,6 +12,7 @@ official Cityscapes instance AP / AP50. Exit codes: 0 done; 2 bad input,
 found before any model runs. The work is in cityscapes/evaluator.py.
 """
 
+import dataclasses
 import sys
 
 import cli
@@ -54,9 +55,9 @@ def build_parser():
 def work(args):
     from cityscapes import evaluator
 
-    options = {k: v for k, v in vars(args).items()
-               if v is not None and v != [] and k != "verbose"}
-    evaluator.run(evaluator.prepare(options))
+    fields = {f.name for f in dataclasses.fields(evaluator.EvalOptions)}
+    options = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    evaluator.run(evaluator.prepare(evaluator.EvalOptions(**options)))
 
 
 def main(argv=None):

@@ -21,6 +21,7 @@ report's: train.py's end-of-run evaluation and tuning's val_ap use it.
 """
 
 import collections
+import dataclasses
 import json
 import os
 import time
@@ -36,11 +37,39 @@ from cityscapes.labels import INSTANCE_CLASSES, ClassMap
 from cityscapes.rasterize import CityscapesDataError
 from cli import UsageError
 
-DEFAULTS = {"dataset": None, "annotations": "auto", "split": "val", "weights": [],
-            "names": None, "report": None, "predictions": None, "export": None,
-            "zero_shot": False, "images": None, "samples": 3, "logs": "logs", "classes": None,
-            "legacy_matterport": False, "backbone": None, "image_min_dim": None,
-            "image_max_dim": None}
+
+@dataclasses.dataclass
+class EvalOptions:
+    """evaluate.py's options (its flags), with their defaults."""
+
+    dataset: str = None
+    annotations: str = "auto"
+    split: str = "val"
+    weights: list = dataclasses.field(default_factory=list)
+    names: str = None
+    report: str = None
+    predictions: str = None
+    export: str = None
+    zero_shot: bool = False
+    images: int = None
+    samples: int = 3
+    logs: str = "logs"
+    classes: str = None
+    legacy_matterport: bool = False
+    backbone: str = None
+    image_min_dim: int = None
+    image_max_dim: int = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A checked evaluation: options, the split's dataset and image ids, the models."""
+
+    options: EvalOptions
+    root: str
+    dataset: object
+    image_ids: list
+    models: list
 # Matterport's COCO class ids of the classes Cityscapes also has (same names).
 COCO_TO_CITYSCAPES = {1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 6: "bus",
                       7: "train", 8: "truck"}
@@ -50,13 +79,13 @@ COCO_NUM_CLASSES = 81
 # ------------------------------------------------------------------ planning
 def _model_spec(o, spec):
     """(checkpoint path, config, class names or None) of one --weights value."""
-    if spec == "coco" and not o["zero_shot"]:
+    if spec == "coco" and not o.zero_shot:
         raise UsageError("--weights coco is the 81-class COCO model: add --zero-shot")
-    if o["zero_shot"]:
+    if o.zero_shot:
         from mrcnn.engine import initial_weights
 
         try:
-            path = initial_weights.weights_file(spec, o["backbone"] or "resnet101")
+            path = initial_weights.weights_file(spec, o.backbone or "resnet101")
         except initial_weights.WeightsError as e:
             raise UsageError(f"--weights {spec}: {e}")
         if path is None or not os.path.isfile(path):
@@ -65,7 +94,7 @@ def _model_spec(o, spec):
                                              **_overrides(o)})
         return path, config, list(INSTANCE_CLASSES)
     if spec == "last":
-        path = options.last_checkpoint(o["logs"], options.run_name(o["dataset"]))
+        path = options.last_checkpoint(o.logs, options.run_name(o.dataset))
     else:
         path = os.path.expanduser(spec)
     if not os.path.isfile(path):
@@ -82,8 +111,8 @@ def _model_spec(o, spec):
     if os.path.isfile(args_path):
         with open(args_path, encoding="utf-8") as f:
             classes = json.load(f).get("classes")
-    if classes is None and o["classes"]:
-        classes = [c.strip() for c in o["classes"].split(",") if c.strip()]
+    if classes is None and o.classes:
+        classes = [c.strip() for c in o.classes.split(",") if c.strip()]
     if classes is None and config.NUM_CLASSES == 1 + len(INSTANCE_CLASSES):
         classes = list(INSTANCE_CLASSES)
     if classes is None or len(classes) + 1 != config.NUM_CLASSES:
@@ -96,40 +125,43 @@ def _overrides(o):
     """Config fields set by --backbone / --image_min_dim / --image_max_dim."""
     keys = {"backbone": "BACKBONE", "image_min_dim": "IMAGE_MIN_DIM",
             "image_max_dim": "IMAGE_MAX_DIM"}
-    return {field: o[k] for k, field in keys.items() if o.get(k) is not None}
+    return {field: getattr(o, k) for k, field in keys.items() if getattr(o, k) is not None}
 
 
 def prepare(options):
-    """Check everything, load the split and the models' configs -> plan."""
-    o = {**DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    o["dataset"] = cli.dataset_value(o["dataset"])
-    if bool(o["weights"]) == bool(o["predictions"]):
+    """Check everything, load the split and the models' configs -> Plan.
+
+    options: EvalOptions, or a dict of some of its fields."""
+    if isinstance(options, dict):
+        options = EvalOptions(**{k: v for k, v in options.items() if v is not None})
+    o = dataclasses.replace(options, dataset=cli.dataset_value(options.dataset))
+    if bool(o.weights) == bool(o.predictions):
         raise UsageError("give either --weights (one or more) or --predictions FILE")
-    if o["export"] and o["export"] not in export.FORMATS:
-        raise UsageError(f"--export {o['export']}: choose from {', '.join(export.FORMATS)}")
-    if o["export"] and not o["report"]:
-        raise UsageError(f"--export {o['export']}: needs --report DIR (the files go there)")
-    if o["images"] is not None and o["images"] < 1:
-        raise UsageError(f"--images {o['images']}: must be >= 1")
-    names = [n.strip() for n in o["names"].split(",")] if o["names"] else None
-    count = len(o["weights"]) or 1
+    if o.export and o.export not in export.FORMATS:
+        raise UsageError(f"--export {o.export}: choose from {', '.join(export.FORMATS)}")
+    if o.export and not o.report:
+        raise UsageError(f"--export {o.export}: needs --report DIR (the files go there)")
+    if o.images is not None and o.images < 1:
+        raise UsageError(f"--images {o.images}: must be >= 1")
+    names = [n.strip() for n in o.names.split(",")] if o.names else None
+    count = len(o.weights) or 1
     if names is not None and len(names) != count:
-        raise UsageError(f"--names {o['names']}: {len(names)} names for {count} models")
+        raise UsageError(f"--names {o.names}: {len(names)} names for {count} models")
     if names is not None and len(set(names)) != len(names):
-        raise UsageError(f"--names {o['names']}: names must differ")
-    root = cli.dataset_root(o["dataset"])
+        raise UsageError(f"--names {o.names}: names must differ")
+    root = cli.dataset_root(o.dataset)
     models = []
-    for i, spec in enumerate(o["weights"]):
+    for i, spec in enumerate(o.weights):
         path, config, classes = _model_spec(o, spec)
         models.append({"name": names[i] if names else _default_name(spec, path, i),
                        "path": path, "config": config,
-                       "classes": classes, "zero_shot": o["zero_shot"]})
-    if o["predictions"]:
-        classes = ([c.strip() for c in o["classes"].split(",")] if o["classes"]
+                       "classes": classes, "zero_shot": o.zero_shot})
+    if o.predictions:
+        classes = ([c.strip() for c in o.classes.split(",")] if o.classes
                    else list(INSTANCE_CLASSES))
         models.append({"name": names[0] if names else
-                       os.path.splitext(os.path.basename(o["predictions"]))[0],
-                       "path": o["predictions"], "config": None, "classes": classes,
+                       os.path.splitext(os.path.basename(o.predictions))[0],
+                       "path": o.predictions, "config": None, "classes": classes,
                        "zero_shot": False})
     labels = [m["name"] for m in models]
     if len(set(labels)) != len(labels) and not names:  # same file name in two runs
@@ -144,12 +176,12 @@ def prepare(options):
         raise UsageError(f"--classes: {e}")
     dataset = CityscapesDataset(INSTANCE_CLASSES)
     try:
-        dataset.load_cityscapes(root, o["split"], annotations=o["annotations"])
+        dataset.load_cityscapes(root, o.split, annotations=o.annotations)
     except CityscapesDataError as e:
         raise UsageError(f"--dataset {root}: {e}")
     dataset.prepare()
-    ids = list(dataset.image_ids[:o["images"]] if o["images"] else dataset.image_ids)
-    return {"options": o, "root": root, "dataset": dataset, "image_ids": ids, "models": models}
+    ids = list(dataset.image_ids[:o.images] if o.images else dataset.image_ids)
+    return Plan(o, root, dataset, ids, models)
 
 
 def _default_name(spec, path, index):
@@ -162,36 +194,36 @@ def _default_name(spec, path, index):
 def run(plan, log=print):
     """Score every model; export and write the report when asked. -> dict
     {"models": {name: report entry}} (report.json's content)."""
-    o = plan["options"]
-    if not o["report"]:
+    o = plan.options
+    if not o.report:
         return _score_all(plan, None, log)
-    with report.staged(o["report"]) as folder:
+    with report.staged(o.report) as folder:
         return _score_all(plan, folder, log)
 
 
 def _score_all(plan, folder, log):
-    o, dataset, ids = plan["options"], plan["dataset"], plan["image_ids"]
+    o, dataset, ids = plan.options, plan.dataset, plan.image_ids
     stems = [dataset.image_info[i]["id"] for i in ids]
     results, pictures = {}, {}
-    for model in plan["models"]:
+    for model in plan.models:
         started = time.time()
         class_map = ClassMap(model["classes"])
-        scorer = scoring.Scorer(class_map, legacy_matterport=o["legacy_matterport"])
+        scorer = scoring.Scorer(class_map, legacy_matterport=o.legacy_matterport)
         kept, exported = {}, []
         streams = zip(_predictions(plan, model, ids, stems, log),
                       read_ahead(dataset.load_instance_ids, ids))
         for (stem, image_id, preds, proposals), gt_ids in streams:
             found = scorer.add(stem, gt_ids, preds)
-            if found and len(kept) < o["samples"]:  # the first images with ground truth
+            if found and len(kept) < o.samples:  # the first images with ground truth
                 kept[stem] = (image_id, preds, proposals)
-            if o["export"] == "coco":
+            if o.export == "coco":
                 exported += predictions.coco_results(stem, preds)
-            elif o["export"] == "cityscapes":
+            elif o.export == "cityscapes":
                 export.write_cityscapes_results(
                     os.path.join(folder, f"{_file_name(model['name'])}_cityscapes_results"), stem,
                     [class_map.label_id(c) for c in preds["class_ids"]], preds["scores"],
                     preds["rles"])
-        if o["export"] == "coco":
+        if o.export == "coco":
             predictions.write_coco_results(
                 os.path.join(folder, f"{_file_name(model['name'])}_coco_results.json"), exported)
         entry = scorer.result()
@@ -210,7 +242,7 @@ def _score_all(plan, folder, log):
             f"{_pct(entry['cityscapes']['AP'])} over {len(ids)} images")
     if folder:
         report.write_report(folder, results, dataset, pictures)
-        log(f"Report written to {o['report']}")
+        log(f"Report written to {o.report}")
     return {"models": {k: report.public(v) for k, v in results.items()}}
 
 
@@ -238,7 +270,7 @@ def _pct(v):
 
 def _predictions(plan, model, ids, stems, log):
     """(stem, image_id, predictions, proposals or None) per image."""
-    dataset = plan["dataset"]
+    dataset = plan.dataset
     if model["config"] is None:
         sizes = {s: (dataset.image_info[i]["height"], dataset.image_info[i]["width"])
                  for s, i in zip(stems, ids)}

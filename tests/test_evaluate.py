@@ -234,9 +234,9 @@ def test_checkpoints_of_the_same_name_get_their_run_folder_as_prefix(root, tmp_p
         (folder / "mask_rcnn_demo_0004.h5").write_bytes(b"")
         paths.append(str(folder / "mask_rcnn_demo_0004.h5"))
     plan = evaluator.prepare({"dataset": root, "weights": paths})
-    assert [m["name"] for m in plan["models"]] == ["run_a/mask_rcnn_demo_0004",
+    assert [m["name"] for m in plan.models] == ["run_a/mask_rcnn_demo_0004",
                                                   "run_b/mask_rcnn_demo_0004"]
-    assert plan["models"][0]["classes"] == list(INSTANCE_CLASSES)
+    assert plan.models[0]["classes"] == list(INSTANCE_CLASSES)
 
 
 def test_unreadable_predictions_file_exit_2(root, tmp_path, capsys):

@@ -60,7 +60,7 @@ def test_instance_ids_only_folder_is_evaluated(tmp_path):
     assert entries  # image 1 has no instances, the others do
     (tmp_path / "p.json").write_text(json.dumps(entries))
     plan = evaluator.prepare({"dataset": str(root), "predictions": str(tmp_path / "p.json")})
-    assert plan["dataset"].load_report["sources"] == {"polygons": 0, "instanceIds": 3}
+    assert plan.dataset.load_report["sources"] == {"polygons": 0, "instanceIds": 3}
     result = evaluator.run(plan, log=lambda *args: None)["models"]["p"]
     assert result["matterport"]["ap50"] == 1.0
     assert result["cityscapes"]["AP"] == pytest.approx(1.0)

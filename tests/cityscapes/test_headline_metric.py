@@ -78,10 +78,9 @@ def test_train_tuning_and_evaluate_report_the_same_mask_ap(plan, tmp_path, monke
 
     # evaluate.py: the whole report, all three protocols.
     report = evaluator._score_all(
-        {"options": dict(evaluator.DEFAULTS, samples=0), "dataset": val,
-         "image_ids": list(val.image_ids),
-         "models": [{"name": "m", "path": "m.h5", "config": object(),
-                     "classes": list(val.class_names[1:]), "zero_shot": False}]},
+        evaluator.Plan(evaluator.EvalOptions(samples=0), plan.root, val, list(val.image_ids),
+                       [{"name": "m", "path": "m.h5", "config": object(),
+                         "classes": list(val.class_names[1:]), "zero_shot": False}]),
         None, log=lambda *_: None)
     from_report = report["models"]["m"]["matterport"]["ap50"]
 
