@@ -64,14 +64,17 @@ class TrainOptions:
     validation_steps: int = _option(None, "validation steps per epoch [one pass over val]",
                                     "VALIDATION_STEPS", type=int)
     layers: str = _option("heads", "layers to train", choices=tuple(LAYER_REGEX))
-    augment: str = _option("flip", "augmentation", choices=tuple(AUGMENTATIONS))
+    augment: str = _option("flip", "augmentation", choices=tuple(AUGMENTATIONS),
+                           metavar="|".join(AUGMENTATIONS))
     freeze: str = _option("", "keep these fixed: rpn, fpn or rpn,fpn")
     images_per_gpu: int = _option(1, "images per GPU and step", "IMAGES_PER_GPU", type=int)
     image_min_dim: int = _option(1024, "shorter side", "IMAGE_MIN_DIM", type=int)
     image_max_dim: int = _option(2048, "longer side at most", "IMAGE_MAX_DIM", type=int)
     classes: str = _option("all", "comma-separated subset of the 10 instance classes")
-    train_images: int = _option(None, "train on a seeded subset of N images [all]", type=int)
-    val_images: int = _option(None, "validate on a seeded subset of N images [all]", type=int)
+    train_images: int = _option(None, "train on a seeded subset of N images (0: all) [all]",
+                                type=int)
+    val_images: int = _option(None, "validate on a seeded subset of N images (0: all) [all]",
+                              type=int)
     logs: str = _option("logs", "folder of the run folders")
     early_stopping: int = _option(0, "stop after PATIENCE epochs without a better val loss "
                                      "(0: off)", type=int, metavar="PATIENCE")
@@ -237,11 +240,14 @@ def check(o):
     for flag in ("epochs", "images_per_gpu", "gpus"):
         if not isinstance(getattr(o, flag), int) or getattr(o, flag) < 1:
             bad(flag, "must be a positive integer")
-    for flag in ("steps_per_epoch", "validation_steps", "eval_images", "train_images",
-                 "val_images"):
+    for flag in ("steps_per_epoch", "validation_steps", "eval_images"):
         value = getattr(o, flag)
         if value is not None and (not isinstance(value, int) or value < 1):
             bad(flag, "must be a positive integer")
+    for flag in ("train_images", "val_images"):
+        value = getattr(o, flag)
+        if value is not None and (not isinstance(value, int) or value < 0):
+            bad(flag, "must be 0 (the whole split) or a positive integer")
     if o.early_stopping < 0:
         bad("early_stopping", "must be 0 (off) or a number of epochs")
     if o.classes != "all":

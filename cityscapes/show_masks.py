@@ -268,8 +268,7 @@ def work(args):
 
 
 def main(argv=None):
-    parser = build_parser()
-    return cli.run(parser, work, parser.parse_args(argv))
+    return cli.main(build_parser(), work, argv)
 
 
 if __name__ == "__main__":

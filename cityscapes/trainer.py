@@ -82,8 +82,8 @@ def prepare(o, resume_from=None, data=None):
     if data is None:
         root = cli.dataset_root(o.dataset)
         seed = o.seed or 0
-        train = load_split(root, "train", classes, o.annotations, o.train_images, seed)
-        val = load_split(root, "val", classes, o.annotations, o.val_images, seed)
+        train = load_split(root, "train", classes, o.annotations, o.train_images or None, seed)
+        val = load_split(root, "val", classes, o.annotations, o.val_images or None, seed)
     else:
         root, train, val = data
     config = build_config(o, 1 + len(classes), len(train.image_ids), len(val.image_ids))

@@ -114,7 +114,7 @@ def test_dataset_from_environment(monkeypatch, root):
     (dict(lr=0.0), "--lr 0.0: must be a positive"),
     (dict(momentum=1.0), "--momentum"),
     (dict(epochs=0), "--epochs 0: must be a positive integer"),
-    (dict(train_images=0), "--train_images 0: must be a positive integer"),
+    (dict(train_images=-1), "--train_images -1: must be 0 .the whole split. or a positive"),
     (dict(classes="car,plane"), r"unknown classes \['plane'\]"),
     (dict(freeze="rpn,heads"), r"unknown parts \['heads'\]"),
     (dict(annotations="xml"), r"--annotations xml: expected one of"),
