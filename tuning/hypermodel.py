@@ -80,6 +80,16 @@ class MaskRCNNHyperModel(keras_tuner.HyperModel):
         UsageError for options or weights that cannot be used."""
         return trainer.build_model(self.plan(hp))
 
+    def record_options(self, model, o, epochs):
+        """train_args.json in the trial's run folder: the train.py options it
+        trains with (the subsets' sizes and seed included), which
+        --export_best hands to train.py."""
+        d = self.data
+        o = dataclasses.replace(o, train_images=len(d.train.image_ids),
+                                val_images=len(d.val.image_ids), hparams=None, epochs=epochs)
+        trainer.write_run_options(model, trainer.Plan(o, opts.stages(o), d.classes, d.root,
+                                                      d.train, d.val, model.config))
+
     def fit(self, hp, model, *args, epochs, initial_epoch=0, callbacks=None, verbose=None,
             **kwargs):
         """Train `model` (built by `build`, its log_dir set to the trial's run
@@ -92,6 +102,7 @@ class MaskRCNNHyperModel(keras_tuner.HyperModel):
                             f"{sorted(kwargs)}")
         o, run = self.options(hp), model.log_dir
         model.epoch = initial_epoch
+        self.record_options(model, o, epochs)
         own = []
         if self.objective == "val_ap" and initial_epoch < epochs:
             own.append(trial_callbacks.ValAP(model.config, self.data.val,

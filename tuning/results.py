@@ -25,6 +25,7 @@ import json
 import math
 import os
 
+from cityscapes.options import RUN_RECORD
 from mrcnn import files
 from tuning import layout, objectives, spaces
 
@@ -67,8 +68,20 @@ def collect(project):
         if os.path.exists(worker_path):
             with open(worker_path, encoding="utf-8") as f:
                 worker = json.load(f)
-        records.append(record_of(state, worker))
+        record = record_of(state, worker)
+        record["options"] = _trained_options(project, state["trial_id"])
+        records.append(record)
     return records
+
+
+def _trained_options(project, trial_id):
+    """The train.py options a trial trained with (its run folder's
+    train_args.json, written by the hypermodel), or None."""
+    path = os.path.join(layout.run_dir(project, trial_id), RUN_RECORD)
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f).get("options")
 
 
 def diverged(record):
@@ -218,10 +231,12 @@ def write(project, meta, records, top=10):
 
 
 def trial_options(meta, record):
-    """The train.py options that train a trial again: the sweep's options
-    (dataset, subsets, seed, image size, ...) with the trial's values, for
-    its number of epochs in one stage. -> dict"""
-    options = spaces.exported_options(record["values"], meta.get("train_options"))
+    """The train.py options that train a trial again: those it trained with
+    (dataset, subsets and their seed, image size, ...; else the sweep's
+    options with the trial's values), for its number of epochs in one
+    stage. -> dict"""
+    base = record.get("options") or meta.get("train_options")
+    options = spaces.exported_options(record["values"], base)
     if record.get("epochs"):
         options.update(epochs=int(record["epochs"]), schedule=None)
     return options

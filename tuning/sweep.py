@@ -231,7 +231,8 @@ def load_data(base, train_images, val_images):
 
 def train_options(base, data):
     """What every trial starts from, as train.py options: the base options
-    with the dataset and the sizes of the subsets the trials saw. -> dict"""
+    with the sizes of the subsets (known where the data is loaded; each
+    trial also records the options it trained with). -> dict"""
     record = opts.record(base)
     record.pop("hparams")
     if data is not None:
@@ -258,14 +259,15 @@ def prepare(settings):
     space = resolve_space(settings, base)
     checked = check_trials(space, base)
     record = fingerprint(settings, base, space)
-    data = load_data(base, settings["train_images"], settings["val_images"])
-    if who != "chief":  # the chief serves the oracle: it builds no models
+    data = None
+    if who != "chief":  # the chief serves the oracle: no datasets, no models
         fetch_weights(checked)
         check_devices(base.gpus)
-    if settings["objective"] == "val_ap" and data.val.num_without_instances == len(
-            data.val.image_ids):
-        raise UsageError("--objective val_ap: no image of the val subset has "
-                         "instances to score")
+        data = load_data(base, settings["train_images"], settings["val_images"])
+        if settings["objective"] == "val_ap" and data.val.num_without_instances == len(
+                data.val.image_ids):
+            raise UsageError("--objective val_ap: no image of the val subset has "
+                             "instances to score")
     return {"role": who, "base": base, "space": space, "record": record,
             "base_hparams": base_hparams, "train_options": train_options(base, data),
             "data": data}

@@ -7,6 +7,7 @@ from matplotlib.figure import Figure
 from cityscapes import show_masks
 from cityscapes.dataset import CityscapesDataset
 from cityscapes.synthetic import generate
+from tests.commands import exit_code
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -120,10 +121,11 @@ def test_cli_defaults_on_an_instance_ids_only_folder_without_train(tmp_path, cap
     ds.prepare()
     assert ds.load_report["annotations"] == "instanceIds"
     assert printed.startswith(ds.image_info[show_masks.find_image(ds)]["id"])
-    assert show_masks.main(["--dataset", str(root), "--split", "train", "--out", str(out)]) == 1
+    argv = ["--dataset", str(root), "--split", "train", "--out", str(out)]
+    assert exit_code(show_masks.main, argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'train'" in err and err.rstrip().endswith("splits found: val")
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert show_masks.main(["--dataset", str(empty), "--out", str(out)]) == 1
+    assert exit_code(show_masks.main, ["--dataset", str(empty), "--out", str(out)]) == 2
     assert "no split with images and ground truth" in capsys.readouterr().err

@@ -7,11 +7,13 @@ from collections import Counter
 import numpy as np
 import pytest
 
+import cli
 from cityscapes import rasterize, stats
 from cityscapes.dataset import CityscapesDataError, CityscapesDataset
 from cityscapes.labels import EVALUATED_CLASSES, INSTANCE_CLASSES, ClassMap
 from cityscapes.rasterize import instances_from_id_image
 from cityscapes.synthetic import generate
+from tests.commands import exit_code
 
 IMAGES = {"train": 4, "val": 2, "test": 0}
 
@@ -176,7 +178,8 @@ def test_cli_writes_report_and_reports_skips(root, tmp_path, capsys):
     copy, broken = corrupt_copy(root, tmp_path)
     broken.write_text("{ not json")
     out = tmp_path / "out"
-    assert stats.main(["--dataset", str(copy), "--out", str(out), "--workers", "2"]) == 1
+    argv = ["--dataset", str(copy), "--out", str(out), "--workers", "2"]
+    assert exit_code(stats.main, argv) == 2
     assert "polygons.json" in capsys.readouterr().err
 
     assert stats.main(["--dataset", str(copy), "--out", str(out), "--workers", "2",
@@ -236,8 +239,10 @@ def test_demo_means_the_synthetic_demo(root, monkeypatch):
     from cityscapes import synthetic
 
     monkeypatch.setattr(synthetic, "ensure_demo", lambda: str(root))
-    assert stats.resolve_root("demo") == str(root)
-    assert stats.resolve_root("/some/where") == "/some/where"
+    assert cli.dataset_root("demo") == str(root)
+    assert cli.dataset_root(str(root)) == str(root)
+    with pytest.raises(cli.UsageError, match="/some/where: no such folder"):
+        cli.dataset_root("/some/where")
 
 
 # ------------------------------------------- instanceIds only, split discovery
@@ -278,7 +283,8 @@ def test_mixed_folder_and_missing_split(root, tmp_path, capsys):
     assert got["total"]["annotations"] == "mixed"
     assert got["total"]["annotation_sources"] == {"polygons": 4, "instanceIds": 2}
     out = str(tmp_path / "out")
-    assert stats.main(["--dataset", str(copy), "--out", out, "--splits", "val,test"]) == 1
+    argv = ["--dataset", str(copy), "--out", out, "--splits", "val,test"]
+    assert exit_code(stats.main, argv) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "'test'" in err and "splits found: train, val" in err
     with pytest.raises(CityscapesDataError, match="splits found: train, val"):

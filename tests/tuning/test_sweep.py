@@ -21,6 +21,7 @@ import pytest
 
 from cityscapes import options
 from cityscapes.synthetic import generate
+from mrcnn.engine.schedule import Stage
 from tuning import layout
 from tuning.callbacks import read_epochs
 
@@ -132,6 +133,15 @@ def test_nan_continuation_kill_and_resume(tmp_path, dataset):
     with open(os.path.join(project, "results.md")) as f:
         text = f.read()
     assert "## Diverged (NaN / Inf loss)" in text and "| 1 | sgd | 1e+30 |" in text
+    # The export holds everything train.py needs to train the best trial again.
     hparams = options.read_hparams(str(best))
-    assert hparams == {"optimizer": "sgd", "lr": lrs[expected[0]], "momentum": 0.9,
-                       "weight_decay": 1e-4, "weights": "none", "backbone": "resnet50"}
+    assert {k: hparams[k] for k in ("optimizer", "lr", "momentum", "weight_decay", "weights",
+                                    "backbone")} == {
+        "optimizer": "sgd", "lr": lrs[expected[0]], "momentum": 0.9, "weight_decay": 1e-4,
+        "weights": "none", "backbone": "resnet50"}
+    o, _ = options.resolve({"hparams": str(best)})
+    assert (o.dataset, o.train_images, o.val_images, o.image_min_dim, o.image_max_dim,
+            o.steps_per_epoch, o.layers, o.mask_cache) == (dataset, 3, 2, 64, 128, 1, "heads",
+                                                          "none")
+    assert options.stages(o) == [Stage("heads", trial(project, expected[0])[
+        "hyperparameters"]["values"]["tuner/epochs"])]

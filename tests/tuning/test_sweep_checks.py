@@ -121,7 +121,7 @@ def test_a_rerun_must_match_the_sweep(tmp_path, dataset):
     record = sweep.prepare(s)["record"]
     project = layout.project_dir(s["directory"], s["project"])
     os.makedirs(project)
-    sweep.write_meta(project, record, s, {})
+    sweep.write_meta(project, record, s, {}, {})
     sweep.check_fingerprint(project, record)  # the same sweep: fine
     other = sweep.prepare(dict(s, max_epochs=5))["record"]
     with pytest.raises(UsageError, match=r"holds a sweep with other settings \(max_epochs: "
