@@ -59,7 +59,9 @@ class Recorder:
 def hypermodel(objective="val_loss"):
     space = spaces.check_space({"lr": [1e-4], "optimizer": "sgd", "weights": "none"})
     base = TrainOptions(dataset="demo", layers="heads", augment="none", mask_cache="none")
-    data = SweepData(train=None, val=None, classes=("car",), root="nowhere")
+    data = SweepData(train=types.SimpleNamespace(image_ids=[0, 1, 2]),
+                     val=types.SimpleNamespace(image_ids=[0, 1]), classes=("car",),
+                     root="nowhere")
     return MaskRCNNHyperModel(space, base, data, objective)
 
 
@@ -82,6 +84,12 @@ def test_fit_honours_epochs_initial_epoch_and_callbacks(tmp_path):
     assert metrics == {"val_loss": 9.0, "best_epoch": 4.0, "loss": 7.0}
     assert layout.checkpoint_epochs(str(tmp_path)) == [4]
     assert [r["epoch"] for r in read_epochs(layout.epochs_file(str(tmp_path)))] == [2, 3, 4]
+    # What the trial trained with, for --export_best: its subsets' sizes and epochs.
+    with open(tmp_path / "train_args.json") as f:
+        recorded = json.load(f)["options"]
+    assert (recorded["train_images"], recorded["val_images"], recorded["epochs"],
+            recorded["lr"], recorded["layers"], recorded["dataset"]) == (3, 2, 4, 1e-4, "heads",
+                                                                         "demo")
 
 
 def test_fit_counts_epochs_done_before_an_interruption(tmp_path):
