@@ -64,16 +64,16 @@ def build_parser():
 
 
 def settings_of(args):
-    """The settings dict tuning.sweep.run takes, from parsed arguments."""
-    project = args.project or "_".join(filter(None, (args.stage, args.optimizer)))
-    return {"stage": args.stage, "optimizer": args.optimizer, "space": args.space,
-            "objective": args.objective, "max_epochs": args.max_epochs, "factor": args.factor,
-            "iterations": args.iterations, "max_trials": args.max_trials,
-            "max_consecutive_failures": args.max_consecutive_failures,
-            "train_images": args.train_images, "val_images": args.val_images,
-            "directory": args.directory, "project": project, "overwrite": args.overwrite,
-            "export_best": args.export_best, "top": args.top, "oracle_seed": args.seed,
-            "options": options.given(args, TRAIN_OPTIONS)}
+    """The SweepSettings of parsed arguments."""
+    from tuning.sweep import SweepSettings
+
+    return SweepSettings(
+        stage=args.stage, optimizer=args.optimizer, space=args.space, objective=args.objective,
+        max_epochs=args.max_epochs, factor=args.factor, iterations=args.iterations,
+        max_trials=args.max_trials, max_consecutive_failures=args.max_consecutive_failures,
+        train_images=args.train_images, val_images=args.val_images, directory=args.directory,
+        project=args.project, overwrite=args.overwrite, export_best=args.export_best,
+        top=args.top, oracle_seed=args.seed, options=options.given(args, TRAIN_OPTIONS))
 
 
 def work(args):

@@ -1,8 +1,8 @@
 """A sweep from its settings: checks, datasets, the tuner, the search, results.
 
-    settings = {"stage": "fine", "optimizer": "sgd", "objective": "val_loss",
-                "max_epochs": 20, "factor": 3, "train_images": 154, "val_images": 59,
-                "directory": "sweeps", "project": "fine_sgd", "options": {"dataset": ...}, ...}
+    settings = SweepSettings(stage="fine", optimizer="sgd", objective="val_loss",
+                             max_epochs=20, factor=3, directory="sweeps",
+                             options={"dataset": ...})
     summary = run(settings)
 
 `options` are train.py options given on the command line (dataset,
@@ -20,6 +20,7 @@ oracle: finished trials stay, the interrupted one is retried from its
 last checkpoint); --overwrite starts it again.
 """
 
+import dataclasses
 import itertools
 import json
 import os
@@ -44,6 +45,40 @@ FINGERPRINT = ("stage", "objective", "max_epochs", "factor", "iterations", "trai
                "val_images", "space", "base")
 
 
+@dataclasses.dataclass
+class SweepSettings:
+    """A sweep's settings (python -m tuning's flags); `options` are the
+    train.py options given on the command line (cityscapes.options names)."""
+
+    stage: str
+    optimizer: str = None
+    space: str = None
+    objective: str = "val_loss"
+    max_epochs: int = 20
+    factor: int = 3
+    iterations: int = 1
+    max_trials: int = None
+    max_consecutive_failures: int = 3
+    train_images: int = None
+    val_images: int = None
+    directory: str = "sweeps"
+    project: str = None
+    overwrite: bool = False
+    export_best: str = None
+    top: int = 10
+    oracle_seed: int = None
+    options: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.project is None:
+            self.project = "_".join(filter(None, (self.stage, self.optimizer)))
+
+
+def settings_of(settings):
+    """SweepSettings from SweepSettings or a dict of its fields."""
+    return settings if isinstance(settings, SweepSettings) else SweepSettings(**settings)
+
+
 class SweepError(RuntimeError):
     """The sweep could not go on or produced nothing to export (exit 1)."""
 
@@ -51,24 +86,26 @@ class SweepError(RuntimeError):
 # ----------------------------------------------------------------- checks
 def check_numbers(s):
     """UsageError for the first bad number among the sweep's settings."""
-    if not (isinstance(s["max_epochs"], int) and s["max_epochs"] >= 1):
+    if not (isinstance(s.max_epochs, int) and s.max_epochs >= 1):
         raise _bad("max_epochs", s, "must be a positive integer")
-    if not (isinstance(s["factor"], int) and s["factor"] >= 2):
+    if not (isinstance(s.factor, int) and s.factor >= 2):
         raise _bad("factor", s, "must be an integer >= 2 (Hyperband's reduction factor)")
-    if not (isinstance(s["iterations"], int) and s["iterations"] >= 1):
+    if not (isinstance(s.iterations, int) and s.iterations >= 1):
         raise _bad("iterations", s, "must be a positive integer")
     for name in ("train_images", "val_images"):
-        if s[name] is not None and not (isinstance(s[name], int) and s[name] >= 0):
+        value = getattr(s, name)
+        if value is not None and not (isinstance(value, int) and value >= 0):
             raise _bad(name, s, "must be 0 (the whole split) or a positive integer")
     for name in ("max_trials", "max_consecutive_failures"):
-        if s.get(name) is not None and not (isinstance(s[name], int) and s[name] >= 1):
+        value = getattr(s, name)
+        if value is not None and not (isinstance(value, int) and value >= 1):
             raise _bad(name, s, "must be a positive integer")
-    if not (isinstance(s["top"], int) and s["top"] >= 1):
+    if not (isinstance(s.top, int) and s.top >= 1):
         raise _bad("top", s, "must be a positive integer")
 
 
 def _bad(name, settings, why):
-    return UsageError(f"--{name} {settings[name]}: {why}")
+    return UsageError(f"--{name} {getattr(settings, name)}: {why}")
 
 
 def stage_optimizer(stage, flag, base):
@@ -81,10 +118,10 @@ def stage_optimizer(stage, flag, base):
 
 def resolve_space(settings, base):
     """The checked space: the stage's, with --space overrides."""
-    optimizer = stage_optimizer(settings["stage"], settings.get("optimizer"), base)
-    space = spaces.stage_space(settings["stage"], optimizer)
-    if settings.get("space"):
-        space = spaces.merge(space, spaces.read_space_file(settings["space"]))
+    optimizer = stage_optimizer(settings.stage, settings.optimizer, base)
+    space = spaces.stage_space(settings.stage, optimizer)
+    if settings.space:
+        space = spaces.merge(space, spaces.read_space_file(settings.space))
     return spaces.check_space(space)
 
 
@@ -162,7 +199,7 @@ def check_devices(gpus):
 # -------------------------------------------------------------- settings
 def fingerprint(settings, base, space):
     """What a re-run of the sweep must match (JSON-normalised dict)."""
-    record = {k: settings[k] for k in FINGERPRINT if k not in ("space", "base")}
+    record = {k: getattr(settings, k) for k in FINGERPRINT if k not in ("space", "base")}
     record["space"] = space
     record["base"] = {k: getattr(base, k) for k in FINGERPRINT_OPTIONS}
     return json.loads(json.dumps(record))
@@ -192,7 +229,7 @@ def write_meta(project, record, settings, base_hparams, train_options):
     the --hparams base, and the train.py options every trial started from
     with the subsets' sizes: --export_best adds the best trial's values to
     them). -> the dict"""
-    meta = dict(record, project=settings["project"], hparams=base_hparams,
+    meta = dict(record, project=settings.project, hparams=base_hparams,
                 train_options=train_options)
     files.write_text(layout.sweep_file(project), json.dumps(meta, indent=2) + "\n")
     return meta
@@ -243,14 +280,17 @@ def train_options(base, data):
 
 # ------------------------------------------------------------------- run
 def prepare(settings):
-    """Every check, before any trial. -> dict(role, base, space, record, base_hparams, data)"""
+    """Every check, before any trial. -> dict(role, base, space, record, base_hparams, data)
+
+    settings: SweepSettings, or a dict of its fields."""
+    settings = settings_of(settings)
     check_numbers(settings)
-    objectives.check(settings["objective"])
+    objectives.check(settings.objective)
     who = role()
-    if who == "worker" and settings.get("overwrite"):
+    if who == "worker" and settings.overwrite:
         raise UsageError("--overwrite: only the chief (or a sweep without workers) may "
                                  "start a shared sweep again")
-    explicit = dict(settings["options"])
+    explicit = dict(settings.options)
     if explicit.get("weights") == "last":
         raise UsageError("--weights last: a sweep starts every trial anew; give coco, "
                          "imagenet, none or a file")
@@ -263,8 +303,8 @@ def prepare(settings):
     if who != "chief":  # the chief serves the oracle: no datasets, no models
         fetch_weights(checked)
         check_devices(base.gpus)
-        data = load_data(base, settings["train_images"], settings["val_images"])
-        if settings["objective"] == "val_ap" and data.val.num_without_instances == len(
+        data = load_data(base, settings.train_images, settings.val_images)
+        if settings.objective == "val_ap" and data.val.num_without_instances == len(
                 data.val.image_ids):
             raise UsageError("--objective val_ap: no image of the val subset has "
                              "instances to score")
@@ -275,17 +315,18 @@ def prepare(settings):
 
 def make_tuner(settings, prepared):
     """The SweepTuner of a prepared sweep (reloads the project unless overwrite)."""
-    project = layout.project_dir(settings["directory"], settings["project"])
-    if not settings.get("overwrite"):
+    settings = settings_of(settings)
+    project = layout.project_dir(settings.directory, settings.project)
+    if not settings.overwrite:
         check_fingerprint(project, prepared["record"])
     hypermodel = MaskRCNNHyperModel(prepared["space"], prepared["base"], prepared["data"],
-                                    settings["objective"])
-    tuner = SweepTuner(hypermodel, settings["objective"], settings["max_epochs"],
-                       settings["factor"], iterations=settings["iterations"],
-                       seed=settings.get("oracle_seed"), max_trials=settings.get("max_trials"),
-                       max_consecutive_failed_trials=settings["max_consecutive_failures"],
-                       directory=settings["directory"], project_name=settings["project"],
-                       overwrite=bool(settings.get("overwrite")))
+                                    settings.objective)
+    tuner = SweepTuner(hypermodel, settings.objective, settings.max_epochs,
+                       settings.factor, iterations=settings.iterations,
+                       seed=settings.oracle_seed, max_trials=settings.max_trials,
+                       max_consecutive_failed_trials=settings.max_consecutive_failures,
+                       directory=settings.directory, project_name=settings.project,
+                       overwrite=bool(settings.overwrite))
     return tuner
 
 
@@ -294,6 +335,7 @@ def run(settings, log=print):
 
     -> summary dict: role, project, trials (records), results (paths or
     None on a worker), export (the exported dict or None)."""
+    settings = settings_of(settings)
     prepared = prepare(settings)
     tuner = make_tuner(settings, prepared)
     project = tuner.project_dir
@@ -305,29 +347,29 @@ def run(settings, log=print):
     except RuntimeError as e:
         if "consecutive failures" not in str(e):
             raise
-        stopped = SweepError(f"stopped after {settings['max_consecutive_failures']} failed "
+        stopped = SweepError(f"stopped after {settings.max_consecutive_failures} failed "
                              f"trials in a row ({str(e).strip().splitlines()[-1]}); the "
                              "results so far are written")
     records = results.collect(project)
     summary = {"role": prepared["role"], "project": project, "trials": records,
                "results": None, "export": None}
     if stopped and prepared["role"] != "worker":
-        summary["results"] = results.write(project, meta, records, settings["top"])
+        summary["results"] = results.write(project, meta, records, settings.top)
     if stopped:
         raise stopped
     if prepared["role"] == "worker":
         mine = [r["trial_id"] for r in records if r["worker"] == tuner.tuner_id]
         log(f"Worker {tuner.tuner_id} done: trials {', '.join(mine) or 'none'}; the chief "
             f"writes the results in {project}"
-            + (" and --export_best" if settings.get("export_best") else ""))
+            + (" and --export_best" if settings.export_best else ""))
         return summary
-    summary["results"] = results.write(project, meta, records, settings["top"])
+    summary["results"] = results.write(project, meta, records, settings.top)
     log(f"Results: {summary['results'][0]}, {summary['results'][1]}")
-    if settings.get("export_best"):
-        summary["export"] = results.export_best(settings["export_best"], meta, records)
+    if settings.export_best:
+        summary["export"] = results.export_best(settings.export_best, meta, records)
         if summary["export"] is None:
             raise SweepError("--export_best: no trial has finished with a finite score")
-        log(f"Best trial {summary['export']['trial_id']} ({settings['objective']} "
-            f"{summary['export']['score']:.4g}) -> {settings['export_best']} "
-            f"(train.py --hparams {settings['export_best']})")
+        log(f"Best trial {summary['export']['trial_id']} ({settings.objective} "
+            f"{summary['export']['score']:.4g}) -> {settings.export_best} "
+            f"(train.py --hparams {settings.export_best})")
     return summary

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pytest
 
@@ -36,12 +37,10 @@ def settings(tmp_path, stage="fine", optimizer="sgd", space=None, **options):
     if space is not None:
         space_path = tmp_path / "space.json"
         space_path.write_text(json.dumps(space))
-    return {"stage": stage, "optimizer": optimizer, "space": space_path and str(space_path),
-            "objective": "val_loss", "max_epochs": 2, "factor": 3, "iterations": 1,
-            "max_trials": None, "max_consecutive_failures": 3, "train_images": 0,
-            "val_images": 0, "directory": str(tmp_path / "sweeps"), "project": "p",
-            "overwrite": False, "export_best": None, "top": 10, "oracle_seed": 0,
-            "options": {"weights": "none", "backbone": "resnet50", **options}}
+    return sweep.SweepSettings(
+        stage=stage, optimizer=optimizer, space=space_path and str(space_path), max_epochs=2,
+        train_images=0, val_images=0, directory=str(tmp_path / "sweeps"), project="p",
+        oracle_seed=0, options={"weights": "none", "backbone": "resnet50", **options})
 
 
 def test_prepare_a_fine_sweep(tmp_path, dataset):
@@ -55,11 +54,11 @@ def test_prepare_a_fine_sweep(tmp_path, dataset):
 
 def test_subsets_are_seeded_and_checked(tmp_path, dataset):
     s = settings(tmp_path, dataset=dataset)
-    s["train_images"], s["val_images"] = 2, 1
+    s.train_images, s.val_images = 2, 1
     data = sweep.prepare(s)["data"]
     assert (len(data.train.image_ids), len(data.val.image_ids)) == (2, 1)
     assert data.train.image_info == sweep.prepare(s)["data"].train.image_info
-    s["train_images"] = 9
+    s.train_images = 9
     with pytest.raises(UsageError, match="--train_images 9: subset of 9 items asked for, "
                                          "only 3 available"):
         sweep.prepare(s)
@@ -103,7 +102,7 @@ def test_worker_may_not_overwrite(tmp_path, dataset, monkeypatch):
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
     monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "1")
     monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
-    s = dict(settings(tmp_path, dataset=dataset), overwrite=True)
+    s = replace(settings(tmp_path, dataset=dataset), overwrite=True)
     with pytest.raises(UsageError, match="--overwrite: only the chief"):
         sweep.prepare(s)
 
@@ -119,11 +118,11 @@ def test_chief_loads_no_data(tmp_path, monkeypatch):
 def test_a_rerun_must_match_the_sweep(tmp_path, dataset):
     s = settings(tmp_path, dataset=dataset)
     record = sweep.prepare(s)["record"]
-    project = layout.project_dir(s["directory"], s["project"])
+    project = layout.project_dir(s.directory, s.project)
     os.makedirs(project)
     sweep.write_meta(project, record, s, {}, {})
     sweep.check_fingerprint(project, record)  # the same sweep: fine
-    other = sweep.prepare(dict(s, max_epochs=5))["record"]
+    other = sweep.prepare(replace(s, max_epochs=5))["record"]
     with pytest.raises(UsageError, match=r"holds a sweep with other settings \(max_epochs: "
                                          r"2 -> 5\): use another --project, or --overwrite"):
         sweep.check_fingerprint(project, other)
@@ -150,11 +149,11 @@ def test_crashing_trials_stop_the_sweep_with_results(tmp_path, dataset, monkeypa
         raise MemoryError(f"no room for lr {hp.values['lr']:.2g} (test)")
 
     monkeypatch.setattr(MaskRCNNHyperModel, "build", crash)
-    s = dict(settings(tmp_path, dataset=dataset), max_consecutive_failures=2)
+    s = replace(settings(tmp_path, dataset=dataset), max_consecutive_failures=2)
     with pytest.raises(sweep.SweepError, match=r"stopped after 2 failed trials in a row "
                                                r"\(MemoryError: no room for lr .* \(test\)\)"):
         sweep.run(s, log=lambda line: None)
-    project = layout.project_dir(s["directory"], s["project"])
+    project = layout.project_dir(s.directory, s.project)
     with open(os.path.join(project, "results.md")) as f:
         text = f.read()
     # Keras Tuner stops before it records the last failure: that trial is
