@@ -7,10 +7,17 @@ before TensorFlow starts its runtime. It writes OUT_DIR/result.json:
 
     replicas: the strategy's number of replicas (2)
     single, mirrored: the first SGD step of the same model (same initial
-        weights) on the same global batch of 2 images, on one device and on
-        the two replicas (the latter inside `MaskRCNN.train`): "update_norm"
-        (norm of the change of all weights), "loss" (as reported)
+        weights) on one device (a batch of one image) and on the two
+        replicas (inside `MaskRCNN.train`; a global batch of that image
+        twice, one per replica): "update_norm" (norm of the change of all
+        weights), "loss" (as reported)
     update_diff_norm: norm of the difference of the two updates
+    replica_grad_diffs: for each replica, the norm of (its gradient, taken
+        before the all-reduce and multiplied by the number of replicas) minus
+        the single device's gradient; "grad_norm": the latter's norm
+    allreduce_max_abs_diff: the mirrored step's new weights against
+        initial - learning_rate * (sum of the replicas' gradients), in float32
+        as SGD computes them (max abs difference)
     train: that `MaskRCNN.train` under the strategy, 1 epoch of 2 steps:
         "history", "files" of its run folder, "epoch"
     checkpoint_max_abs_diff: its checkpoint, loaded into the single-device
@@ -20,13 +27,24 @@ before TensorFlow starts its runtime. It writes OUT_DIR/result.json:
         keras.optimizers.Adam, both under the strategy (max abs difference
         of the variables), and "fused_adam_moved" (how far they moved)
 
-Why the two steps must match: the batch holds one image twice and every
-sampling takes all candidates (all anchors, up to RPN_TRAIN_ANCHORS_PER_IMAGE;
-all proposals and instances, up to TRAIN_ROIS_PER_IMAGE with
-ROI_POSITIVE_RATIO 1) and no two proposals tie (NoisyShapes), so each
-replica's loss is the single device's loss;
-with each replica's loss divided by 2 and the gradients summed, the updates
-are equal; without the division the mirrored update is twice as large.
+Why the two steps must match: every sampling takes all candidates (all
+anchors, up to RPN_TRAIN_ANCHORS_PER_IMAGE; all proposals and instances, up
+to TRAIN_ROIS_PER_IMAGE with ROI_POSITIVE_RATIO 1), so each replica's loss
+is the single device's loss of the same image; with each replica's loss
+divided by 2 and the gradients summed, the updates are equal; without the
+division the mirrored update is twice as large.
+
+Why exactly: the single device runs one replica's batch (one image; its
+mean loss is that of the global batch, the image twice), so it runs the
+replicas' computation itself: same ops on the same shapes, hence the same
+kernels and float32 rounding. Each replica's gradient is then bit for bit
+the single device's, the all-reduce adds two equal halves (exact) and the
+updates are equal. A single device on the global batch of 2 images would
+run other shapes (other kernel blockings and summation orders): its
+gradient differs by ~1e-6 relative here, the kernels of another CPU give
+other differences (1e-5 with oneDNN limited to SSE4.1, 3.6e-4 relative on
+the mask head's kernels), and the randomly initialised network can amplify
+them: 1.56e-3 once on a slower machine.
 """
 
 import json
@@ -80,6 +98,12 @@ class StepConfig(ShapesConfig):
     VALIDATION_STEPS = 1
 
 
+class OneImageConfig(StepConfig):
+    """One replica's batch, on one device."""
+
+    GPU_COUNT = 1
+
+
 class OddBatchConfig(StepConfig):
     GPU_COUNT = 1
     IMAGES_PER_GPU = 3
@@ -108,13 +132,53 @@ def flat(arrays):
     return np.concatenate([np.ravel(a) for a in arrays])
 
 
+class GradientSpy(keras.optimizers.SGD):
+    """SGD that keeps the gradients it is given, in each replica: those of
+    the replica's loss, before the all-reduce (in variables synchronised on
+    read, which hold one copy per replica)."""
+
+    def build(self, variables):
+        super().build(variables)
+        self.strategy = tf.distribute.get_strategy()
+        self.seen = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False,
+                                 synchronization=tf.VariableSynchronization.ON_READ,
+                                 aggregation=tf.VariableAggregation.SUM)
+                     for v in variables]
+
+    def apply(self, grads, trainable_variables=None):
+        for g, v in zip(grads, trainable_variables):
+            self.seen[self._get_variable_index(v)].assign(tf.convert_to_tensor(g))
+        return super().apply(grads, trainable_variables)
+
+    def replica_gradients(self):
+        """[replica] -> the last step's gradients, flat, in build's order."""
+        copies = [self.strategy.experimental_local_results(v) for v in self.seen]
+        return [flat([x.numpy() for x in replica]) for replica in zip(*copies)]
+
+    def trained_weights(self):
+        return flat([v.numpy() for v in self._trainable_variables])
+
+
+def spy_optimizer(name, learning_rate, momentum, clip_norm):
+    """optimizers.make_optimizer for StepConfig (plain SGD), with the spy."""
+    assert (name, momentum, clip_norm) == ("sgd", 0.0, 0), (name, momentum, clip_norm)
+    return GradientSpy(learning_rate=learning_rate, momentum=0.0)
+
+
 class FirstStep(keras.callbacks.Callback):
-    """Keeps the weights and the logs after the first training step."""
+    """Keeps, around the first training step, the weights, the loss, and
+    from the GradientSpy the trained weights and each replica's gradients."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0:
+            self.trained_before = self.model.optimizer.trained_weights()
 
     def on_train_batch_end(self, batch, logs=None):
         if batch == 0:
             self.weights = flat(self.model.get_weights())
             self.loss = float(logs["loss"])
+            self.trained_after = self.model.optimizer.trained_weights()
+            self.grads = self.model.optimizer.replica_gradients()
 
 
 def single_step(model, initial):
@@ -122,8 +186,8 @@ def single_step(model, initial):
     km = model.keras_model
     km.set_weights(initial)
     trainable.set_trainable(km, "heads")
-    km.compile(optimizer=optimizers.make_optimizer("sgd", LEARNING_RATE, 0.0, 0),
-               jit_compile=False)
+    km.compile(optimizer=spy_optimizer("sgd", LEARNING_RATE, 0.0, 0), jit_compile=False)
+    km.optimizer.build(km.trainable_variables)
     first = FirstStep()
     km.fit(pipeline.build_dataset(shapes(1), model.config), steps_per_epoch=1,
            callbacks=[first], verbose=0)
@@ -160,27 +224,41 @@ def adam_steps(strategy, optimizer_class):
 def main(out_dir):
     keras.utils.set_random_seed(1)  # the initial weights
     strategy = devices.make_strategy(2)
-    config = StepConfig()
-    single = MaskRCNN("training", config, os.path.join(out_dir, "single"))
+    replicas = strategy.num_replicas_in_sync
+    single = MaskRCNN("training", OneImageConfig(), os.path.join(out_dir, "single"))
     with strategy.scope():
-        mirrored = MaskRCNN("training", config, os.path.join(out_dir, "mirrored"))
+        mirrored = MaskRCNN("training", StepConfig(), os.path.join(out_dir, "mirrored"))
     initial = single.keras_model.get_weights()
     single_first = single_step(single, initial)
     mirrored.keras_model.set_weights(initial)
     mirrored_first = FirstStep()
-    # One image: every batch is that image twice.
-    history = mirrored.train(shapes(1), shapes(1), LEARNING_RATE, epochs=1, layers="heads",
-                             custom_callbacks=[mirrored_first])
+    # One image: every batch is that image twice, one per replica.
+    make_optimizer = optimizers.make_optimizer
+    optimizers.make_optimizer = spy_optimizer
+    try:
+        history = mirrored.train(shapes(1), shapes(1), LEARNING_RATE, epochs=1, layers="heads",
+                                 custom_callbacks=[mirrored_first])
+    finally:
+        optimizers.make_optimizer = make_optimizer
     single_update = single_first.weights - flat(initial)
     mirrored_update = mirrored_first.weights - flat(initial)
+    [single_grad] = single_first.grads
+    replica_grads = mirrored_first.grads
+    # SGD: w - lr * (the all-reduced sum of the replicas' gradients), float32.
+    expected = mirrored_first.trained_before - np.float32(LEARNING_RATE) * np.sum(
+        replica_grads, axis=0, dtype=np.float32)
     single.load_weights(mirrored.find_last(), by_name=True)
     result = {
-        "replicas": strategy.num_replicas_in_sync,
+        "replicas": replicas,
         "single": {"update_norm": float(np.linalg.norm(single_update)),
                    "loss": single_first.loss},
         "mirrored": {"update_norm": float(np.linalg.norm(mirrored_update)),
                      "loss": mirrored_first.loss},
         "update_diff_norm": float(np.linalg.norm(mirrored_update - single_update)),
+        "grad_norm": float(np.linalg.norm(single_grad)),
+        "replica_grad_diffs": [float(np.linalg.norm(replicas * g - single_grad))
+                               for g in replica_grads],
+        "allreduce_max_abs_diff": float(np.abs(mirrored_first.trained_after - expected).max()),
         "train": {"history": history.history, "files": sorted(os.listdir(mirrored.log_dir)),
                   "epoch": mirrored.epoch},
         "checkpoint_max_abs_diff": float(np.abs(
