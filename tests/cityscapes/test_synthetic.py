@@ -95,8 +95,10 @@ def read_all(root):
 def test_same_seed_same_bytes_other_seed_other_images(dataset, tmp_path):
     root, _ = dataset
     first = read_all(root)
-    synthetic.generate(tmp_path / "again", seed=0, height=H, width=W, images=IMAGES, cities=2)
+    again = synthetic.generate(tmp_path / "again", seed=0, height=H, width=W, images=IMAGES,
+                               cities=2, workers=2)  # two processes: the same files
     assert read_all(tmp_path / "again") == first
+    assert again["instances"] == dataset[1]["instances"]
     # An image does not depend on how many others are generated.
     synthetic.generate(tmp_path / "fewer", seed=0, height=H, width=W, images={"train": 2}, cities=2)
     fewer = read_all(tmp_path / "fewer")
