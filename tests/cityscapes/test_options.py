@@ -9,7 +9,7 @@ import pytest
 from cityscapes import options
 from cityscapes.options import DEFAULTS, DEMO, TrainOptions
 from cli import UsageError
-from mrcnn.engine.schedule import Stage
+from mrcnn.engine.schedule import Stage, parse_schedule
 
 
 def resolve(**explicit):
@@ -73,9 +73,11 @@ def test_hparams_can_name_the_dataset(tmp_path, root):
 
 # ------------------------------------------------------------- schedule rule
 def test_explicit_epochs_or_layers_replace_an_inherited_schedule():
-    assert options.stages(resolve(dataset="demo")) == [Stage("all", 8), Stage("all", 10, 0.1)]
+    demo = options.stages(resolve(dataset="demo"))
+    assert demo == parse_schedule(DEMO["schedule"]) and len(demo) == 2
     assert options.stages(resolve(dataset="demo", epochs=1)) == [Stage("all", 1)]
-    assert options.stages(resolve(dataset="demo", layers="heads")) == [Stage("heads", 10)]
+    assert options.stages(resolve(dataset="demo", layers="heads")) == [
+        Stage("heads", DEMO["epochs"])]
 
 
 def test_an_explicit_schedule_always_wins(tmp_path):
@@ -157,7 +159,7 @@ def test_config_fields_map_each_option_once():
     fields = options.config_fields(o, num_classes=4, num_train=9, num_val=3)
     assert (fields["LEARNING_RATE"], fields["GPU_COUNT"], fields["IMAGES_PER_GPU"]) == (5e-3, 2, 2)
     assert (fields["BACKBONE"], fields["OPTIMIZER"], fields["NUM_CLASSES"]) == ("resnet14", "adam", 4)
-    assert fields["STEPS_PER_EPOCH"] == 160  # the demo's
+    assert fields["STEPS_PER_EPOCH"] == DEMO["steps_per_epoch"]
     o = resolve(dataset="x", gpus=2, images_per_gpu=2)
     fields = options.config_fields(o, 4, 9, 3)
     assert (fields["STEPS_PER_EPOCH"], fields["VALIDATION_STEPS"]) == (3, 1)  # one pass
