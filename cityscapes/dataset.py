@@ -260,6 +260,12 @@ def _list_images(root, split):
     return items
 
 
+def split_size(root, split):
+    """The number of images of an official split folder (listed, not checked);
+    CityscapesDataError when the split is missing."""
+    return len(_list_images(os.fspath(root), split))
+
+
 def _candidates(root, split, resplit, subset, seed):
     """The images load_cityscapes will check, as dicts (split, city, stem, path), sorted."""
     if resplit is None:

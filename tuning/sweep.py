@@ -28,6 +28,8 @@ import os
 import cli
 from cityscapes import options as opts
 from cityscapes import trainer
+from cityscapes.dataset import split_size
+from cityscapes.rasterize import CityscapesDataError
 from cli import UsageError
 from mrcnn import files
 from mrcnn.engine import devices
@@ -239,22 +241,13 @@ def write_meta(project, record, settings, base_hparams, train_options):
 def _subset(root, split, classes, base, size):
     """One split's seeded subset: `size` images (0: all; None: the default
     size, or the whole split when it has fewer)."""
-    seed = base.seed or 0
-    flag = f"--{split}_images"
-    try:
-        if size is None:
-            try:
-                return trainer.load_split(root, split, classes, base.annotations,
-                                          DEFAULT_SUBSETS[split], seed)
-            except UsageError as e:
-                if "available" not in str(e):
-                    raise
-            size = 0
-        return trainer.load_split(root, split, classes, base.annotations, size or None, seed)
-    except UsageError as e:
-        if str(e).startswith("--dataset"):
-            raise
-        raise UsageError(f"{flag} {size}: {str(e).split(': ', 1)[-1]}")
+    if size is None:
+        try:
+            size = min(DEFAULT_SUBSETS[split], split_size(root, split))
+        except CityscapesDataError as e:
+            raise UsageError(f"--dataset {root}: {e}")
+    return trainer.load_split(root, split, classes, base.annotations, size or None,
+                              base.seed or 0)
 
 
 def load_data(base, train_images, val_images):

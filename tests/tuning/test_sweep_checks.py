@@ -64,6 +64,13 @@ def test_subsets_are_seeded_and_checked(tmp_path, dataset):
         sweep.prepare(s)
 
 
+def test_default_subsets_fit_a_small_dataset(tmp_path, dataset):
+    s = settings(tmp_path, dataset=dataset)
+    s.train_images = s.val_images = None  # 154 / 59 by default: more than there are
+    data = sweep.prepare(s)["data"]
+    assert (len(data.train.image_ids), len(data.val.image_ids)) == (3, 2)
+
+
 def test_coarse_combinations_respect_coco():
     space = spaces.check_space(spaces.coarse_space())
     combos = sweep.categorical_combinations(space)
