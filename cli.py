@@ -25,9 +25,9 @@ import os
 import sys
 
 from cityscapes.dataset import ANNOTATION_CHOICES as ANNOTATIONS
+from cityscapes.dataset import ENV_VAR as DATASET_ENV
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NON_FINITE = 0, 1, 2, 3
-DATASET_ENV = "CITYSCAPES_DATASET"
 DATASET_HELP = (f"Cityscapes folder (leftImg8bit/, gtFine/) or 'demo' (synthetic scenes, "
                 f"generated once) [${DATASET_ENV}]")
 ANNOTATIONS_HELP = ("ground truth: polygons (*_gtFine_polygons.json), instanceIds "

@@ -112,7 +112,7 @@ def _model_spec(o, spec):
         with open(args_path, encoding="utf-8") as f:
             classes = json.load(f).get("classes")
     if classes is None and o.classes:
-        classes = [c.strip() for c in o.classes.split(",") if c.strip()]
+        classes = cli.csv(o.classes)
     if classes is None and config.NUM_CLASSES == 1 + len(INSTANCE_CLASSES):
         classes = list(INSTANCE_CLASSES)
     if classes is None or len(classes) + 1 != config.NUM_CLASSES:

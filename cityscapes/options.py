@@ -26,6 +26,7 @@ import dataclasses
 import math
 import os
 
+from cityscapes.config import CityscapesConfig, DemoConfig
 from cityscapes.labels import INSTANCE_CLASSES
 from cli import ANNOTATIONS, UsageError, csv, dataset_value
 from mrcnn import files
@@ -160,9 +161,14 @@ def _read_object(path, what):
     return data
 
 
+def config_class(dataset):
+    """The Config class of a --dataset value: the demo's or Cityscapes'."""
+    return DemoConfig if dataset == "demo" else CityscapesConfig
+
+
 def run_name(dataset):
     """The run folder prefix (Config NAME) of a --dataset value."""
-    return "demo" if dataset == "demo" else "cityscapes"
+    return config_class(dataset).NAME
 
 
 def last_checkpoint(logs, name):

@@ -25,7 +25,6 @@ from PIL import Image
 
 import cli
 from cityscapes import options as opts
-from cityscapes.config import CityscapesConfig, DemoConfig
 from cityscapes.dataset import CityscapesDataset
 from cityscapes.rasterize import CityscapesDataError
 from mrcnn import files
@@ -64,9 +63,8 @@ def load_split(root, split, classes, annotations="auto", subset=None, seed=0):
 
 def build_config(o, num_classes, num_train, num_val):
     """The Config of a run from its options (UsageError for a bad value)."""
-    base = DemoConfig if o.dataset == "demo" else CityscapesConfig
     try:
-        return base.from_dict(opts.config_fields(o, num_classes, num_train, num_val))
+        return opts.config_class(o.dataset).from_dict(opts.config_fields(o, num_classes, num_train, num_val))
     except ValueError as e:
         raise cli.UsageError(str(e))
 

@@ -102,7 +102,8 @@ def choose(spec, backbone, num_classes, resume_from=None, timeout=60):
         return InitialWeights(spec)
     if spec == "imagenet" or pretrained.is_imagenet_file(path):
         return InitialWeights(spec, path, imagenet=True)
-    _check_file_backbone(path, backbone)
+    if spec == "last":  # a PATH was checked by check_spec; COCO is ResNet-101
+        _check_file_backbone(path, backbone)
     try:
         found = hdf5.file_num_classes(path)
     except (OSError, hdf5.WeightsFileError) as e:
