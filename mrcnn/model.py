@@ -157,7 +157,8 @@ class MaskRCNN:
             self.set_log_dir()
         train_ds = pipeline.build_dataset(train_dataset, config, augmentation=augmentation,
                                           mask_cache=mask_cache)
-        val_ds = pipeline.build_dataset(val_dataset, config, mask_cache=mask_cache)
+        val_ds, val_steps = pipeline.validation_dataset(val_dataset, config,
+                                                        config.VALIDATION_STEPS, mask_cache)
 
         model = self.keras_model
         names = trainable.set_trainable(model, layers, freeze)
@@ -196,7 +197,7 @@ class MaskRCNN:
                 epochs=epochs,
                 steps_per_epoch=config.STEPS_PER_EPOCH,
                 validation_data=val_ds,
-                validation_steps=config.VALIDATION_STEPS,
+                validation_steps=val_steps,
                 callbacks=callbacks,
                 shuffle=False,  # the tf.data pipeline shuffles
                 # A progress bar on a terminal; one line per epoch in a log file.

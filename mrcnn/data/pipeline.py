@@ -40,6 +40,8 @@ boxes are computed after it, and instances it empties are dropped. See
 `mrcnn.data.augmentation` for the flips and crops and an imgaug adapter.
 """
 
+import os
+
 import numpy as np
 import tensorflow as tf
 
@@ -199,16 +201,18 @@ def uses_instance_path(config, augmentation=None):
 
 
 def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, seed=None,
-                  mask_cache=None):
+                  mask_cache=None, image_ids=None):
     """A batched tf.data.Dataset of training inputs from a prepared Dataset.
 
     dataset: a prepared `mrcnn.data.dataset.Dataset`; augmentation: see module
     docstring. mask_cache: None, a folder or a `MiniMaskCache` keeping the
     instance records on disk (instance path only; datasets whose
-    `cache_version` is None are not cached). Batches have config.BATCH_SIZE
-    images (the last partial batch is dropped).
+    `cache_version` is None are not cached). image_ids: int [N], the images
+    to read (default all of `dataset.image_ids`). Batches have
+    config.BATCH_SIZE images (the last partial batch is dropped).
     """
-    if not dataset.image_ids.size:
+    image_ids = dataset.image_ids if image_ids is None else np.asarray(image_ids)
+    if not image_ids.size:
         raise ValueError(f"{type(dataset).__name__} has no images (did you call prepare()?)")
     rng = np.random.default_rng(seed)
     if mask_cache is not None and not isinstance(mask_cache, MiniMaskCache):
@@ -244,16 +248,40 @@ def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True,
         return {**example, "image_meta": meta}
 
     load_graph = instance_example if uses_instance_path(config, augmentation) else mask_example
-    ids = tf.data.Dataset.from_tensor_slices(np.asarray(dataset.image_ids, np.int64))
+    ids = tf.data.Dataset.from_tensor_slices(np.asarray(image_ids, np.int64))
     if shuffle:
-        ids = ids.shuffle(len(dataset.image_ids), seed=seed, reshuffle_each_iteration=True)
+        ids = ids.shuffle(len(image_ids), seed=seed, reshuffle_each_iteration=True)
     if repeat:
         ids = ids.repeat()
-    examples = ids.map(load_graph, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
-    batches = examples.batch(config.BATCH_SIZE, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    # One image per core at a time, two batches ahead. Fixed, not
+    # AUTOTUNE: tf.data's autotuner thread sleeps up to a minute between
+    # rounds, and destroying an iterator waits for it to wake up; Keras
+    # destroys iterators at every epoch's validation and every fit's end,
+    # which stalled training for 5-60 s each time (docs/benchmarks.md).
+    examples = ids.map(load_graph, num_parallel_calls=os.cpu_count() or 1,
+                       deterministic=not shuffle)
+    batches = examples.batch(config.BATCH_SIZE, drop_remainder=True).prefetch(2)
+    options = tf.data.Options()
+    options.autotune.enabled = False
     # Parallelism across images, not inside one image's ops: ~10 % more
     # images/s on 2 cores (benchmarks/bench_pipeline.py).
-    options = tf.data.Options()
     options.threading.max_intra_op_parallelism = 1
     return batches.with_options(options)
 
+
+def validation_dataset(dataset, config, steps, mask_cache=None, seed=0):
+    """The batches `fit` validates on at every epoch -> (tf.data.Dataset, steps).
+
+    A fixed, seeded choice of `steps` x BATCH_SIZE images of `dataset` (all
+    its whole batches when it has fewer; one batch, images repeated, when it
+    has less than one), read in order and not repeated: every epoch's
+    validation loss is over the same images (Matterport draws new random
+    ones each epoch, which makes epochs harder to compare).
+    """
+    batch = config.BATCH_SIZE
+    steps = max(1, min(steps, len(dataset.image_ids) // batch))
+    ids = np.random.default_rng(seed).permutation(dataset.image_ids)
+    ids = np.resize(np.sort(ids[:steps * batch]), steps * batch)
+    ds = build_dataset(dataset, config, shuffle=False, repeat=False, mask_cache=mask_cache,
+                       image_ids=ids)
+    return ds, steps
