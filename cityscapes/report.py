@@ -242,7 +242,7 @@ def proposals_picture(image, proposals, limit=PROPOSALS_DRAWN):
     proposals = np.asarray(proposals).reshape(-1, 4)
     real = proposals[(proposals[:, 2] > proposals[:, 0]) & (proposals[:, 3] > proposals[:, 1])]
     shown = real[:limit]
-    picture = visualize.draw_boxes(image, shown)
+    picture = visualize.outline_boxes(image, shown)
     return visualize.add_caption(
         picture, f"top {len(shown)} of {len(real)} RPN proposals, best first (on top)")
 

@@ -112,7 +112,7 @@ def draw_instances(image, boxes, masks, class_ids, class_names, scores=None, alp
     return np.asarray(picture)
 
 
-def draw_boxes(image, boxes, color=(255, 200, 0)):
+def outline_boxes(image, boxes, color=(255, 200, 0)):
     """The image with box outlines, the first box on top (lines as wide as
     `picture_style` says). boxes: [N, (y1, x1, y2, x2)] pixels."""
     picture = Image.fromarray(np.asarray(image, np.uint8))

@@ -12,9 +12,9 @@ def test_proposals_picture_draws_the_best_50(monkeypatch):
     proposals = np.stack([y, y, y + 20, y + 40], axis=1)  # best first, 300 distinct boxes
     proposals[3] = [5, 5, 5, 9]                           # empty: not a proposal
     drawn = []
-    draw_boxes = visualize.draw_boxes
-    monkeypatch.setattr(visualize, "draw_boxes", lambda im, b, *a, **k: (
-        drawn.append(np.asarray(b)), draw_boxes(im, b, *a, **k))[1])
+    outline_boxes = visualize.outline_boxes
+    monkeypatch.setattr(visualize, "outline_boxes", lambda im, b, *a, **k: (
+        drawn.append(np.asarray(b)), outline_boxes(im, b, *a, **k))[1])
     picture = report.proposals_picture(image, proposals)
     assert report.PROPOSALS_DRAWN == 50 and len(drawn) == 1
     assert (drawn[0] == np.delete(proposals, 3, axis=0)[:50]).all()

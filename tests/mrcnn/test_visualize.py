@@ -57,10 +57,10 @@ def test_label_and_line_sizes_grow_with_the_image():
     assert measured[1024][0] > measured[128][0] and measured[1024][1] > 2 * measured[128][1]
 
 
-def test_draw_boxes_lines_and_caption_scale():
+def test_outline_boxes_lines_and_caption_scale():
     for h, w in ((128, 256), (1024, 2048)):
-        out = visualize.draw_boxes(np.zeros((h, w, 3), np.uint8), [[10, 10, h - 10, w - 10]],
-                                   color=(0, 255, 0))
+        out = visualize.outline_boxes(np.zeros((h, w, 3), np.uint8), [[10, 10, h - 10, w - 10]],
+                                      color=(0, 255, 0))
         assert _run(out[h // 2, 10:]) == visualize.picture_style((h, w)).line_width
         captioned = visualize.add_caption(out, "top 1 of 1")
         band = captioned.shape[0] - h
