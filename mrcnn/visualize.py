@@ -6,6 +6,12 @@
 Label fonts, label padding and line widths grow with the picture's size
 (`picture_style`), so labels read the same on a 128 x 256 image as on a
 1024 x 2048 one. Shape shorthand: H, W image size; N instances.
+
+Matterport's matplotlib figures (`display_instances`, `display_images`,
+`draw_boxes`, `random_colors`, `apply_mask`, ...) live in
+`mrcnn/visualize_matplotlib.py` and are re-exported here, so
+`from mrcnn import visualize; visualize.display_instances(...)` works as
+in Matterport; matplotlib is imported only when one of them is called.
 """
 
 import collections
@@ -15,6 +21,21 @@ import os
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from mrcnn.visualize_matplotlib import (  # noqa: F401  Matterport's names, re-exported
+    apply_mask,
+    display_differences,
+    display_images,
+    display_instances,
+    display_table,
+    display_top_masks,
+    display_weight_stats,
+    draw_box,
+    draw_boxes,
+    plot_overlaps,
+    plot_precision_recall,
+    random_colors,
+)
 
 Style = collections.namedtuple("Style", "font_size padding line_width")
 
