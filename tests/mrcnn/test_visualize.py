@@ -253,3 +253,20 @@ def test_display_weight_stats_of_a_tiny_model(capsys):
     assert set(rows) == {"conv/kernel", "conv/bias", "fc/kernel", "fc/bias"}
     assert "dead?" not in rows["conv/bias"] and "dead?" in rows["fc/kernel"]
     assert "+1.0000" in rows["fc/kernel"] and "(3, 3, 3, 2)" in rows["conv/kernel"]
+
+
+def test_display_table_html_inside_ipython(monkeypatch, capsys):
+    import sys
+    import types
+
+    shown = []
+    ipython = types.ModuleType("IPython")
+    ipython.get_ipython = lambda: object()  # a running IPython shell
+    display = types.ModuleType("IPython.display")
+    display.HTML = lambda text: ("html", text)
+    display.display = shown.append
+    monkeypatch.setitem(sys.modules, "IPython", ipython)
+    monkeypatch.setitem(sys.modules, "IPython.display", display)
+    visualize.display_table([["a<b", 1]])
+    assert shown == [("html", "<table><tr><td>a&lt;b</td><td>1</td></tr></table>")]
+    assert capsys.readouterr().out == ""
