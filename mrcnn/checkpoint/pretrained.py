@@ -106,6 +106,16 @@ def get_weights_file(kind, backbone="resnet101", cache_dir=None, download=True, 
         raise FileNotFoundError(
             _missing_message(what, filename, url, dest, "downloading is off (download=False)")
         )
+    return download_weights(kind, dest, backbone, timeout)
+
+
+def download_weights(kind, dest, backbone="resnet101", timeout=60):
+    """Download a known weights file (see `get_weights_file`) to the path
+    `dest`, whatever its file name, replacing a file there; -> dest.
+
+    Raises FileNotFoundError with the how-to message when it fails.
+    """
+    filename, url, what = _weights_source(kind, backbone)
     try:
         _download(url, dest, timeout)
     except Exception as exc:  # any failure becomes the how-to message

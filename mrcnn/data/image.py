@@ -34,11 +34,15 @@ from mrcnn.config import RESIZE_MODES
 
 # ------------------------------------------------------------------ resizing
 def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square",
-                 rng=None):
+                 rng=None, round_values=True):
     """Resize and pad (or crop) an image, keeping its aspect ratio and dtype.
 
     image: [H, W, C]. min_dim, max_dim, min_scale: None or 0 for unset.
     rng: np.random.Generator for the "crop" mode (default: a fresh one).
+    round_values: integer images get the interpolated values rounded to the
+        nearest integer (the model's molding); False truncates them towards
+        zero, as Matterport's `utils.resize_image` does (`astype` of the
+        float result). Float images are unaffected.
 
     Returns:
         image: [h, w, C] resized image, same dtype.
@@ -76,7 +80,7 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
     if mode in ("square", "fit64") and round(max(h, w) * scale) > max_dim:
         scale = max_dim / max(h, w)
     if scale != 1:
-        image = _resize(image, scaled_size(h, w, scale))
+        image = _resize(image, scaled_size(h, w, scale), round_values)
     h, w = image.shape[:2]
 
     if mode == "crop":
@@ -121,11 +125,12 @@ def scaled_size(h, w, scale):
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def _resize(image, size):
-    """Bilinear resize of [H, W, C] to `size` (h, w), keeping value range and dtype."""
+def _resize(image, size, round_values=True):
+    """Bilinear resize of [H, W, C] to `size` (h, w), keeping value range and
+    dtype; integer results are rounded, or truncated if not `round_values`."""
     out = skimage.transform.resize(image, size, order=1, mode="constant", cval=0,
                                    clip=True, preserve_range=True, anti_aliasing=False)
-    if np.issubdtype(image.dtype, np.integer):
+    if round_values and np.issubdtype(image.dtype, np.integer):
         out = np.rint(out)
     return out.astype(image.dtype)
 

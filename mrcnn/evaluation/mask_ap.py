@@ -76,13 +76,14 @@ def sweep_matches(iou, thresholds, legacy_matterport=False):
         differ and for padding rows/columns.
     thresholds: [T] float32. legacy_matterport: see the module docstring.
     Returns (matched [B, T, D] bool: detection d is a true positive,
-    taken [B, T, G] bool: ground truth g was matched).
+    taken [B, T, G] bool: ground truth g was matched,
+    gt_index [B, T, D] int32: the ground truth detection d matched, or -1).
     """
     batch, num_gt, num_det = tf.unstack(tf.shape(iou))
     num_t = tf.shape(thresholds)[0]
     by_det = tf.transpose(iou, [2, 0, 1])  # [D, B, G]
 
-    def step(d, taken, matched):
+    def step(d, taken, gt_index):
         candidates = tf.where(taken, -1.0, by_det[d][:, None, :])  # [B, T, G]
         best = tf.argmax(candidates, axis=2, output_type=tf.int32)  # [B, T]
         hit = tf.reduce_max(candidates, axis=2) >= thresholds[None, :]  # [B, T]
@@ -90,15 +91,33 @@ def sweep_matches(iou, thresholds, legacy_matterport=False):
                               hit[..., None])
         if legacy_matterport:
             take = tf.logical_and(take, d > 0)
-        return d + 1, tf.logical_or(taken, take), matched.write(d, hit)
+        return d + 1, tf.logical_or(taken, take), gt_index.write(d, tf.where(hit, best, -1))
 
     taken = tf.zeros([batch, num_t, num_gt], tf.bool)
-    matched = tf.TensorArray(tf.bool, size=num_det, element_shape=[None, None])
-    _, taken, matched = tf.while_loop(
-        lambda d, *_: d < num_det, step, (tf.constant(0), taken, matched),
+    gt_index = tf.TensorArray(tf.int32, size=num_det, element_shape=[None, None])
+    _, taken, gt_index = tf.while_loop(
+        lambda d, *_: d < num_det, step, (tf.constant(0), taken, gt_index),
         shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, None]),
                           tf.TensorShape(None)))
-    return tf.transpose(tf.reshape(matched.stack(), [num_det, batch, num_t]), [1, 2, 0]), taken
+    gt_index = tf.transpose(tf.reshape(gt_index.stack(), [num_det, batch, num_t]), [1, 2, 0])
+    return gt_index >= 0, taken, gt_index
+
+
+def precision_envelope(matched, selected):
+    """Precision after each selected detection, made monotone from the right.
+
+    matched: [..., T, D] bool (true positives, detections in score order);
+    selected: [..., D] bool, the detections that count. Returns (hits
+    [..., T, D] bool: selected true positives, their running count
+    [..., T, D], the envelope [..., T, D] float64, 0 where not selected).
+    """
+    sel = np.asarray(selected, bool)[..., None, :]
+    hit = np.asarray(matched, bool) & sel
+    tp = np.cumsum(hit, axis=-1)
+    seen = np.cumsum(np.broadcast_to(sel, hit.shape), axis=-1)
+    precision = np.where(sel, tp / np.maximum(seen, 1), 0.0)
+    envelope = np.flip(np.maximum.accumulate(np.flip(precision, -1), axis=-1), -1)
+    return hit, tp, envelope
 
 
 def average_precision(matched, selected, num_gt):
@@ -108,13 +127,8 @@ def average_precision(matched, selected, num_gt):
     selected: [..., D] bool, the detections that count (e.g. one class);
     num_gt: [...] > 0, ground truths they are scored against. -> [..., T]
     """
-    sel = np.asarray(selected, bool)[..., None, :]
-    hit = np.asarray(matched, bool) & sel
-    tp = np.cumsum(hit, axis=-1)
-    seen = np.cumsum(np.broadcast_to(sel, hit.shape), axis=-1)
-    precision = np.where(sel, tp / np.maximum(seen, 1), 0.0)
-    # Monotone envelope from the right; recall grows by 1/num_gt at each hit.
-    envelope = np.flip(np.maximum.accumulate(np.flip(precision, -1), axis=-1), -1)
+    # Recall grows by 1/num_gt at each hit.
+    hit, _, envelope = precision_envelope(matched, selected)
     return np.where(hit, envelope, 0.0).sum(axis=-1) / np.asarray(num_gt, float)[..., None]
 
 
@@ -155,8 +169,8 @@ class MatterportEval:
             for i, (_, gt, det, _, m, _) in enumerate(chunk):
                 same = gt[:, None] == det[None, :]
                 iou[i, :len(gt), :len(det)] = np.where(same, m, -1.0)
-            matched, taken = sweep_matches(tf.constant(iou), tf.constant(self.thresholds),
-                                           self.legacy_matterport)
+            matched, taken, _ = sweep_matches(tf.constant(iou), tf.constant(self.thresholds),
+                                              self.legacy_matterport)
             matched, taken = matched.numpy(), taken.numpy()
             out += [(k, gt, det, s, matched[i, :, :len(det)], taken[i, :, :len(gt)], order)
                     for i, (k, gt, det, s, _, order) in enumerate(chunk)]

@@ -13,26 +13,26 @@ All functions take and return tf tensors (numpy arrays are accepted).
 import tensorflow as tf
 
 
-def area(boxes):
-    """boxes: [..., 4] -> [...]"""
-    boxes = tf.convert_to_tensor(boxes, tf.float32)
+def area(boxes, dtype=tf.float32):
+    """boxes: [..., 4] -> [...], computed in `dtype`"""
+    boxes = tf.cast(boxes, dtype)
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
-def iou(boxes1, boxes2):
-    """Pairwise intersection over union.
+def iou(boxes1, boxes2, dtype=tf.float32):
+    """Pairwise intersection over union, computed in `dtype`.
 
     boxes1: [N, 4], boxes2: [M, 4] -> [N, M]. Pairs whose union is empty
     (two degenerate boxes) get 0.
     """
-    b1 = tf.convert_to_tensor(boxes1, tf.float32)[:, None, :]
-    b2 = tf.convert_to_tensor(boxes2, tf.float32)[None, :, :]
+    b1 = tf.cast(boxes1, dtype)[:, None, :]
+    b2 = tf.cast(boxes2, dtype)[None, :, :]
     y1 = tf.maximum(b1[..., 0], b2[..., 0])
     x1 = tf.maximum(b1[..., 1], b2[..., 1])
     y2 = tf.minimum(b1[..., 2], b2[..., 2])
     x2 = tf.minimum(b1[..., 3], b2[..., 3])
     inter = tf.maximum(y2 - y1, 0.0) * tf.maximum(x2 - x1, 0.0)
-    union = area(b1) + area(b2) - inter
+    union = area(b1, dtype) + area(b2, dtype) - inter
     return tf.math.divide_no_nan(inter, union)
 
 
