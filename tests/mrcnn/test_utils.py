@@ -207,14 +207,14 @@ LEFT = (slice(0, 4), slice(0, 2))   # 8 pixels
 RIGHT = (slice(0, 4), slice(6, 8))  # 8 pixels
 MIDDLE = (slice(0, 4), slice(3, 5))  # touches neither
 GT = {"gt_boxes": np.array([[0, 0, 4, 2], [0, 6, 4, 8]]), "gt_class_ids": np.array([1, 1]),
-          "gt_masks": masks_of(LEFT, RIGHT)}
+      "gt_masks": masks_of(LEFT, RIGHT)}
 
 
 def preds(*cells, scores, class_ids=None):
     masks = masks_of(*cells)
     return {"pred_boxes": utils.extract_bboxes(masks),
-                "pred_class_ids": np.ones(len(cells), int) if class_ids is None else class_ids,
-                "pred_scores": np.array(scores), "pred_masks": masks}
+            "pred_class_ids": np.ones(len(cells), int) if class_ids is None else class_ids,
+            "pred_scores": np.array(scores), "pred_masks": masks}
 
 
 def test_compute_ap_perfect_prediction():
@@ -269,12 +269,12 @@ def test_compute_matches_ties_and_padding():
     np.testing.assert_array_equal(overlaps, [[0, 1], [1, 0]])
     # Zero rows padding the boxes (and their masks, scores) are dropped.
     padded_gt = {"gt_boxes": np.vstack([GT["gt_boxes"], [[0, 0, 0, 0]]]),
-                     "gt_class_ids": np.array([1, 1, 0]),
-                     "gt_masks": np.concatenate([GT["gt_masks"], np.zeros((4, 8, 1), bool)], -1)}
+                 "gt_class_ids": np.array([1, 1, 0]),
+                 "gt_masks": np.concatenate([GT["gt_masks"], np.zeros((4, 8, 1), bool)], -1)}
     p = preds(RIGHT, scores=[0.5])
     p = {"pred_boxes": np.vstack([p["pred_boxes"], [[0, 0, 0, 0]]]),
-             "pred_class_ids": np.array([1, 0]), "pred_scores": np.array([0.5, 0.9]),
-             "pred_masks": np.concatenate([p["pred_masks"], np.ones((4, 8, 1), bool)], -1)}
+         "pred_class_ids": np.array([1, 0]), "pred_scores": np.array([0.5, 0.9]),
+         "pred_masks": np.concatenate([p["pred_masks"], np.ones((4, 8, 1), bool)], -1)}
     gt_match, pred_match, overlaps = utils.compute_matches(**padded_gt, **p)
     np.testing.assert_array_equal(gt_match, [-1, 0])
     np.testing.assert_array_equal(pred_match, [1])
@@ -284,7 +284,7 @@ def test_compute_matches_ties_and_padding():
 def test_compute_matches_equal_ious_take_the_later_ground_truth():
     # The prediction covers 2 pixels of each 2-pixel ground truth: IoU 2/4 each.
     gt = {"gt_boxes": np.array([[0, 0, 1, 2], [1, 0, 2, 2]]), "gt_class_ids": np.array([1, 1]),
-              "gt_masks": masks_of((slice(0, 1), slice(0, 2)), (slice(1, 2), slice(0, 2)))}
+          "gt_masks": masks_of((slice(0, 1), slice(0, 2)), (slice(1, 2), slice(0, 2)))}
     gt_match, pred_match, _ = utils.compute_matches(**gt, **preds((slice(0, 2), slice(0, 2)),
                                                                   scores=[0.9]))
     np.testing.assert_array_equal(pred_match, [1])
@@ -294,10 +294,10 @@ def test_compute_matches_equal_ious_take_the_later_ground_truth():
 def test_compute_matches_thresholds_compare_in_float64():
     # IoU 7 / 10 is float32(0.7) = 0.69999999, below the float64 0.7.
     gt = {"gt_boxes": np.array([[0, 0, 1, 10]]), "gt_class_ids": np.array([1]),
-              "gt_masks": masks_of((slice(0, 1), slice(0, 10)), shape=(1, 10))}
+          "gt_masks": masks_of((slice(0, 1), slice(0, 10)), shape=(1, 10))}
     p = {"pred_boxes": np.array([[0, 0, 1, 7]]), "pred_class_ids": np.array([1]),
-             "pred_scores": np.array([0.9]),
-             "pred_masks": masks_of((slice(0, 1), slice(0, 7)), shape=(1, 10))}
+         "pred_scores": np.array([0.9]),
+         "pred_masks": masks_of((slice(0, 1), slice(0, 7)), shape=(1, 10))}
     assert float(np.float32(7) / np.float32(10)) < 0.7
     assert utils.compute_matches(**gt, **p, iou_threshold=0.7)[1][0] == -1
     assert utils.compute_matches(**gt, **p, iou_threshold=0.69)[1][0] == 0
