@@ -149,62 +149,39 @@ def display_instances(image, boxes, masks, class_ids, class_names, scores=None, 
         plt.show()
 
 
-def _matches(gt_class_ids, gt_masks, pred_class_ids, pred_scores, pred_masks, iou_threshold):
-    """Matterport's `utils.compute_matches` result, from mask_ap's matching:
-    detections in decreasing score order each take the unmatched ground
-    truth of their class with the highest mask IoU, if >= iou_threshold.
-
-    Returns (gt_match [G]: index of the detection that took each ground
-    truth, or -1; pred_match [D]: index of the ground truth each detection
-    took, or -1; overlaps [D, G] mask IoU), indices in the order given
-    (Matterport's are in score order).
-    """
-    import tensorflow as tf
-
-    from mrcnn.evaluation.mask_ap import mask_iou, sweep_matches
-
-    gt_class_ids, pred_class_ids = np.asarray(gt_class_ids), np.asarray(pred_class_ids)
-    iou = mask_iou(np.asarray(gt_masks, bool), np.asarray(pred_masks, bool))  # [G, D]
-    num_gt, num_det = iou.shape
-    gt_match, pred_match = np.full(num_gt, -1), np.full(num_det, -1)
-    if num_gt and num_det:
-        order = np.argsort(-np.asarray(pred_scores, np.float64), kind="stable")
-        same = gt_class_ids[:, None] == pred_class_ids[order][None, :]
-        ranked = np.where(same, iou[:, order], -1.0)
-        # Image k of the batch has only the first k + 1 detections: the ground
-        # truth it takes that image k - 1 did not is detection k's match.
-        first = np.arange(num_det)[None, None, :] <= np.arange(num_det)[:, None, None]
-        _, taken = sweep_matches(tf.constant(np.where(first, ranked, -1.0), tf.float32),
-                                 tf.constant([iou_threshold], tf.float32))
-        taken = taken.numpy()[:, 0, :]
-        new = taken & ~np.concatenate([np.zeros((1, num_gt), bool), taken[:-1]])
-        for k, g in zip(*np.nonzero(new)):
-            gt_match[g], pred_match[order[k]] = order[k], g
-    return gt_match, pred_match, iou.T
-
-
 def display_differences(image, gt_box, gt_class_id, gt_mask, pred_box, pred_class_id,
                         pred_score, pred_mask, class_names, title="", ax=None, show_mask=True,
                         show_box=True, iou_threshold=0.5, score_threshold=0.5):
     """Ground truth (green) and predictions (red) on one image, each
     prediction captioned "score / IoU": the IoU with the ground truth it
-    matched, else its best IoU with any. Matching as Matterport's
-    `compute_matches` (see `_matches`); like it, `score_threshold` is
-    compared with the IoUs, so a match needs IoU >= both thresholds.
-    Arguments as `display_instances`'s, per set."""
-    gt_match, pred_match, overlaps = _matches(
-        gt_class_id, gt_mask, pred_class_id, pred_score, pred_mask,
-        max(iou_threshold, score_threshold))
-    captions = [""] * len(gt_match) + [
+    matched, else its best IoU with any. Matched by `utils.compute_matches`
+    (Matterport's rule; like it, `score_threshold` is compared with the
+    IoUs, so a match needs IoU >= both thresholds). Unlike Matterport, the
+    captions stay right when the predictions are not sorted by score
+    (compute_matches answers in score order; here it is mapped back).
+    Arguments as `display_instances`'s, per set; no all-zero box rows.
+    """
+    from mrcnn import utils
+
+    _, sorted_match, sorted_overlaps = utils.compute_matches(
+        gt_box, gt_class_id, gt_mask, pred_box, pred_class_id, pred_score, pred_mask,
+        iou_threshold=iou_threshold, score_threshold=score_threshold)
+    order = np.argsort(np.asarray(pred_score), kind="stable")[::-1]  # compute_matches' order
+    pred_match = np.empty(len(order), np.int64)
+    pred_match[order] = sorted_match
+    overlaps = np.empty_like(sorted_overlaps)
+    overlaps[order] = sorted_overlaps
+    num_gt = len(gt_class_id)
+    captions = [""] * num_gt + [
         "{:.2f} / {:.2f}".format(pred_score[i], overlaps[i, pred_match[i]] if pred_match[i] > -1
                                  else (overlaps[i].max() if overlaps.shape[1] else 0.0))
         for i in range(len(pred_match))]
     display_instances(
         image, np.concatenate([gt_box, pred_box]), np.concatenate([gt_mask, pred_mask], axis=-1),
         np.concatenate([gt_class_id, pred_class_id]), class_names,
-        np.concatenate([np.zeros(len(gt_match)), pred_score]), ax=ax,
+        np.concatenate([np.zeros(num_gt), pred_score]), ax=ax,
         show_bbox=show_box, show_mask=show_mask,
-        colors=[GT_COLOR] * len(gt_match) + [PRED_COLOR] * len(pred_match), captions=captions,
+        colors=[GT_COLOR] * num_gt + [PRED_COLOR] * len(pred_match), captions=captions,
         title=title or "Ground Truth and Detections\n GT=green, pred=red, captions: score/IoU")
 
 

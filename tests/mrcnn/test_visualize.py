@@ -217,18 +217,19 @@ def test_display_differences_matches():
     assert "GT=green" in ax.get_title() and len(_patches(ax, Rectangle)) == 4
 
 
-def test_matches_greedy_by_score_in_given_order():
-    from mrcnn.visualize_matplotlib import _matches
-
-    _, _, masks, _ = _scene()
+def test_display_differences_captions_follow_unsorted_predictions():
+    image, boxes, masks, _ = _scene()
     half = masks[..., :1].copy()
     half[5:10, :, 0] = False  # IoU 0.5 with ground truth 0
     pred = np.concatenate([half, masks[..., :1], masks[..., 1:]], axis=-1)
-    gt_match, pred_match, overlaps = _matches(
-        [1, 2], masks, [1, 1, 1], [0.5, 0.9, 0.7], pred, iou_threshold=0.5)
-    # Prediction 1 (best score) takes gt 0; 0 then finds it taken; 2 has the wrong class.
-    assert gt_match.tolist() == [1, -1] and pred_match.tolist() == [-1, 0, -1]
-    assert overlaps.shape == (3, 2) and overlaps[0, 0] == pytest.approx(0.5)
+    _, ax = plt.subplots(1)
+    visualize.display_differences(image, boxes, np.array([1, 2]), masks,
+                                  np.concatenate([boxes[:1], boxes]), np.array([1, 1, 1]),
+                                  np.array([0.5, 0.9, 0.7]), pred, NAMES, ax=ax)
+    # Prediction 1 (best score) takes gt 0; 0 finds it taken (best IoU 0.5);
+    # 2 covers gt 1 exactly but has the wrong class.
+    assert [t.get_text() for t in ax.texts] == ["", "", "0.50 / 0.50", "0.90 / 1.00",
+                                                 "0.70 / 1.00"]
 
 
 def test_display_table_plain_text(capsys):
