@@ -45,6 +45,9 @@ class Config:
     # "resnet50" or "resnet101" (Matterport), or "resnet14" (one bottleneck
     # block per stage: for training from scratch on a CPU; no published weights).
     BACKBONE = "resnet101"
+    # Matterport's hook for a callable BACKBONE; not read: the backbones are
+    # the ResNets above, and the anchors follow any image size in the graph.
+    COMPUTE_BACKBONE_SHAPE = None
     BACKBONE_STRIDES = [4, 8, 16, 32, 64]
     FPN_CLASSIF_FC_LAYERS_SIZE = 1024
     TOP_DOWN_PYRAMID_SIZE = 256
@@ -215,10 +218,13 @@ class Config:
         return type(cls.__name__, (cls,), attrs)()
 
     def display(self):
-        """Print every field, one per line (as Matterport does)."""
+        """Print every UPPERCASE field and its value, one per line, in
+        alphabetical order (Matterport's format)."""
         print("\nConfigurations:")
-        for name, value in sorted(self.to_dict().items()):
-            print(f"{name:30} {value}")
+        for name in dir(self):
+            value = getattr(self, name)
+            if name.isupper() and not name.startswith("_") and not callable(value):
+                print(f"{name:30} {value}")
         print("\n")
 
 

@@ -21,21 +21,36 @@ Several devices (`engine.devices.make_strategy`): create `MaskRCNN` under
 import json
 import logging
 import os
+import re
 import sys
+from collections import OrderedDict
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from mrcnn import files
+from mrcnn import files, utils
 from mrcnn.checkpoint import hdf5 as weight_io
 from mrcnn.checkpoint import pretrained
 from mrcnn.config import LOSS_NAMES
+from mrcnn.data import image as imaging
 from mrcnn.data import pipeline
-from mrcnn.data.image import mold_batch, validate_image
+from mrcnn.data.augmentation import ImgaugAugmentation
+from mrcnn.data.image import (
+    compose_image_meta,
+    mold_batch,
+    parse_image_meta,
+    validate_image,
+)
 from mrcnn.engine import callbacks as run_callbacks
 from mrcnn.engine import optimizers, run_dir, trainable
+from mrcnn.modeling import anchors as anchor_boxes
+from mrcnn.modeling import postprocess, targets
 from mrcnn.modeling.network import MODES, build_network
-from mrcnn.modeling.postprocess import to_original_boxes, unmold_detections
+from mrcnn.modeling.postprocess import to_original_boxes
+
+__all__ = ["MaskRCNN", "compose_image_meta", "data_generator", "load_image_gt", "log",
+           "mold_image", "parse_image_meta", "unmold_image"]
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +140,7 @@ class MaskRCNN:
         layers,
         augmentation=None,
         custom_callbacks=None,
+        no_augmentation_sources=None,
         freeze=(),
         mask_cache=None,
     ):
@@ -133,7 +149,14 @@ class MaskRCNN:
         train_dataset, val_dataset: prepared `mrcnn.data.dataset.Dataset`s.
         layers: "heads" | "3+" | "4+" | "5+" | "all" | a regex on layer names.
         augmentation: callable (image, masks) -> (image, masks) on tensors,
-            e.g. `mrcnn.data.augmentation.FlipCrop()` (see mrcnn/data/pipeline.py).
+            e.g. `mrcnn.data.augmentation.FlipCrop()` (see mrcnn/data/pipeline.py),
+            or an imgaug-style augmenter (Matterport's; run in Python by
+            `ImgaugAugmentation`).
+        custom_callbacks: Keras callbacks added to the run's own.
+        no_augmentation_sources: dataset sources whose images must not be
+            augmented (Matterport's). The graph pipeline augments every
+            image, so with an augmentation this is refused when the
+            training set has images from those sources.
         mask_cache: None or a folder keeping each image's boxes and
             mini-masks on disk (`mrcnn.data.mask_cache`), for datasets that
             define `cache_version`.
@@ -153,6 +176,9 @@ class MaskRCNN:
                 f"BATCH_SIZE = {config.BATCH_SIZE} (GPU_COUNT * IMAGES_PER_GPU) does not split "
                 f"over the {replicas} replicas of the distribution strategy"
             )
+        if hasattr(augmentation, "to_deterministic"):
+            augmentation = ImgaugAugmentation(augmentation)
+        _check_no_augmentation_sources(train_dataset, augmentation, no_augmentation_sources)
         if self.log_dir is None:
             self.set_log_dir()
         train_ds = pipeline.build_dataset(train_dataset, config, augmentation=augmentation,
@@ -237,22 +263,54 @@ class MaskRCNN:
         """Detect instances in a batch of images.
 
         images: list of BATCH_SIZE uint8 RGB arrays [h, w, 3], any sizes.
+        verbose: 1 prints Matterport's `log` lines of the inputs.
         Returns one dict per image: rois int32 [N, (y1, x1, y2, x2)],
         class_ids int32 [N], scores float32 [N], masks bool [h, w, N], all in
         the original image's pixels; and proposals int32 [R, 4], the RPN's
         boxes in the same pixels, best first.
         """
-        if self.mode != "inference":
-            raise ValueError("detect() needs a model created with mode='inference'")
-        if not isinstance(images, (list, tuple)) or len(images) != self.config.BATCH_SIZE:
-            got = len(images) if isinstance(images, (list, tuple)) else type(images).__name__
-            raise ValueError(
-                f"detect() takes a list of exactly BATCH_SIZE = {self.config.BATCH_SIZE} "
-                f"images (GPU_COUNT * IMAGES_PER_GPU), got {got}"
-            )
+        self._check_batch("detect", images)
         for image in images:
             validate_image(image)
+        if verbose:
+            log(f"Processing {len(images)} images")
+            for image in images:
+                log("image", image)
         molded, metas, windows = self.mold_inputs(images)
+        return self._detect(molded, metas, [image.shape for image in images], windows, verbose)
+
+    def detect_molded(self, molded_images, image_metas, verbose=0):
+        """Detect instances in images already molded (e.g. from load_image_gt
+        and mold_image); results in the molded images' pixels.
+
+        molded_images: [BATCH_SIZE, H, W, 3] float32; image_metas: [BATCH_SIZE, 12 + C].
+        """
+        self._check_batch("detect_molded", molded_images)
+        molded = np.asarray(molded_images, np.float32)
+        if verbose:
+            log(f"Processing {len(molded)} images")
+            for image in molded:
+                log("image", image)
+        h, w = molded.shape[1:3]
+        windows = np.tile([0, 0, h, w], (len(molded), 1))
+        return self._detect(molded, np.asarray(image_metas, np.float32),
+                            [molded.shape[1:]] * len(molded), windows, verbose)
+
+    def _check_batch(self, method, images):
+        if self.mode != "inference":
+            raise ValueError(f"{method}() needs a model created with mode='inference'")
+        if len(images) != self.config.BATCH_SIZE or isinstance(images, (str, bytes)):
+            raise ValueError(
+                f"{method}() takes a list of exactly BATCH_SIZE = {self.config.BATCH_SIZE} "
+                f"images (GPU_COUNT * IMAGES_PER_GPU), got {len(images)}"
+            )
+
+    def _detect(self, molded, metas, original_shapes, windows, verbose):
+        if verbose:
+            log("molded_images", molded)
+            log("image_metas", metas)
+            log("anchors", np.broadcast_to(self.get_anchors(molded.shape[1:]),
+                                           (len(molded),) + self._anchor_shape(molded.shape)))
         if self._infer is None:
             self._infer = tf.function(
                 lambda inputs: self.keras_model(inputs, training=False),
@@ -260,19 +318,262 @@ class MaskRCNN:
             )
         out = self._infer({"image": tf.constant(molded), "image_meta": tf.constant(metas)})
         results = []
-        for i, image in enumerate(images):
-            r = unmold_detections(out["detections"][i].numpy(), out["mrcnn_mask"][i].numpy(),
-                                  image.shape, molded.shape[1:], windows[i])
-            if "rois" in out:
-                r["proposals"] = to_original_boxes(out["rois"][i].numpy(), image.shape,
-                                                   molded.shape[1:], windows[i])
+        for i, shape in enumerate(original_shapes):
+            r = postprocess.unmold_detections(
+                out["detections"][i].numpy(), out["mrcnn_mask"][i].numpy(), shape,
+                molded.shape[1:], windows[i])
+            r["proposals"] = to_original_boxes(out["rois"][i].numpy(), shape,
+                                               molded.shape[1:], windows[i])
             results.append(r)
-        if verbose:
-            for image, r in zip(images, results):
-                print(f"image {list(image.shape)}: {len(r['class_ids'])} detections")
         return results
+
+    def _anchor_shape(self, batch_shape):
+        return tuple(self.keras_model.anchors(batch_shape[1:3]).shape)
+
+    def unmold_detections(self, detections, mrcnn_mask, original_image_shape, image_shape,
+                          window):
+        """One image's detections [D, 6] and masks [D, h, w, C] in the original
+        image's pixels, as Matterport's tuple: boxes, class_ids, scores, masks."""
+        r = postprocess.unmold_detections(detections, mrcnn_mask, original_image_shape,
+                                          image_shape, window)
+        return r["rois"], r["class_ids"], r["scores"], r["masks"]
 
     def get_anchors(self, image_shape):
         """Normalised anchors [A, 4] of a molded image of `image_shape` (numpy).
         Kept for Matterport compatibility (its notebooks call it)."""
         return self.keras_model.anchors(image_shape[:2]).numpy()
+
+    # ------------------------------------------------ inspecting the network
+    def run_graph(self, images, outputs, image_metas=None):
+        """Run the inference graph and return the requested tensors.
+
+        images: BATCH_SIZE images (uint8, any size), or molded images when
+            `image_metas` is given (as in Matterport).
+        outputs: list of (name, target) pairs; target is a layer name of the
+            graph ("ROI", "rpn_class", "rpn_bbox", "mrcnn_class",
+            "mrcnn_bbox", "mrcnn_detection", "mrcnn_mask", "fpn_p2" ..., see
+            `MaskRCNNModel.inference_graph`), any backbone layer name
+            ("res4w_out", "res2c_out", ...), or a backbone layer's output
+            tensor (`model.keras_model.backbone.get_layer("res4w_out").output`).
+        Returns an OrderedDict name -> numpy array (each also printed by `log`).
+        """
+        wanted = [(name, self._graph_name(target)) for name, target in outputs]
+        if image_metas is None:
+            molded, image_metas, _ = self.mold_inputs(images)
+        else:
+            molded = np.asarray(images, np.float32)
+        inputs = {"image": tf.constant(molded, tf.float32),
+                  "image_meta": tf.constant(image_metas, tf.float32)}
+        graph = self.keras_model.inference_graph(inputs, training=False)
+        backbone = self.keras_model.backbone
+        missing = sorted({t for _, t in wanted if t not in graph})
+        known = {layer.name for layer in backbone.layers}
+        unknown = [t for t in missing if t not in known]
+        if unknown:
+            raise ValueError(f"run_graph: no layer {unknown} in the inference graph; known: "
+                             f"{sorted(graph)} and the backbone's layer names")
+        if missing:
+            sub = keras.Model(backbone.input, [backbone.get_layer(t).output for t in missing])
+            values = sub(inputs["image"], training=False)
+            graph.update(zip(missing, values if len(missing) > 1 else [values]))
+        result = OrderedDict()
+        for name, target in wanted:
+            result[name] = np.asarray(graph[target])
+            log(name, result[name])
+        return result
+
+    @staticmethod
+    def _graph_name(target):
+        """A run_graph target: a layer name, or a Keras tensor's layer name."""
+        if isinstance(target, str):
+            return target
+        history = getattr(target, "_keras_history", None)
+        if history is None:
+            raise TypeError(f"run_graph: a target is a layer name or a Keras layer output, "
+                            f"got {type(target).__name__}")
+        return history.operation.name
+
+    def ancestor(self, tensor, name, checked=None):
+        """The first tensor above `tensor` in the (functional) graph whose
+        layer name fully matches the regular expression `name`, or None.
+
+        tensor: a Keras tensor of a functional model, e.g.
+        `model.keras_model.backbone.get_layer("fpn_p2").output`; the walk
+        follows the layers' inbound nodes (Keras 3's form of Matterport's
+        op inputs). checked: tensors already visited.
+        """
+        pattern = re.compile(name)
+        checked = [] if checked is None else checked
+        stack = [tensor]
+        while stack:
+            history = stack.pop()._keras_history
+            node = history.operation._inbound_nodes[history.node_index]
+            for parent in node.input_tensors:
+                if any(parent is c for c in checked):
+                    continue
+                if pattern.fullmatch(parent._keras_history.operation.name):
+                    return parent
+                checked.append(parent)
+                stack.append(parent)
+        return None
+
+    def find_trainable_layer(self, layer):
+        """The layer holding the weights: a TimeDistributed wrapper's inner layer."""
+        if isinstance(layer, keras.layers.TimeDistributed):
+            return self.find_trainable_layer(layer.layer)
+        return layer
+
+    def get_trainable_layers(self):
+        """The layers with weights, in weight-file order (the nested ones
+        included, where Matterport lists the top level)."""
+        return [self.find_trainable_layer(layer)
+                for _, layer in weight_io.weight_groups(self.keras_model, grouped=())]
+
+
+def _check_no_augmentation_sources(dataset, augmentation, sources):
+    if augmentation is None or not sources:
+        return
+    present = sorted({info["source"] for info in dataset.image_info} & set(sources))
+    if present:
+        raise ValueError(
+            f"no_augmentation_sources={sorted(sources)}: the training pipeline augments every "
+            f"image, and the dataset has images from {present}; augment a dataset without them"
+        )
+
+
+# ------------------------------------------------- Matterport's functions
+def log(text, array=None):
+    """Print `text`; with an array, padded to 25 characters and followed by
+    the array's shape, min, max and dtype (Matterport's format)."""
+    if array is not None:
+        array = np.asarray(array)
+        text = f"{text:<25}shape: {array.shape!s:20}  "
+        if array.size:
+            text += f"min: {array.min():10.5f}  max: {array.max():10.5f}"
+        else:
+            text += f"min: {'':10}  max: {'':10}"
+        text += f"  {array.dtype}"
+    print(text)
+
+
+def mold_image(images, config):
+    """Images as the network takes them: float32, config.MEAN_PIXEL subtracted."""
+    return imaging.mold_image(images, config.MEAN_PIXEL)
+
+
+def unmold_image(normalized_images, config):
+    """Inverse of mold_image: uint8 images."""
+    return imaging.unmold_image(normalized_images, config.MEAN_PIXEL)
+
+
+def load_image_gt(dataset, config, image_id, augment=False, augmentation=None,
+                  use_mini_mask=False):
+    """One image and its instances, resized as for training (Matterport's).
+
+    augment: Matterport's deprecated left-right flip, half the time.
+    augmentation: an imgaug-style augmenter, or a graph augmentation
+    `(image, masks) -> (image, masks)` (e.g. FlipCrop). Instances that the
+    augmentation empties are dropped. Returns image uint8 [H, W, 3],
+    image_meta float32 [12 + C], class_ids int32 [N], bbox int32
+    [N, (y1, x1, y2, x2)] in pixels, mask bool [H, W, N] or, with
+    use_mini_mask, [MINI_MASK_SHAPE..., N].
+    """
+    image, meta, class_ids, mask = pipeline.load_image_gt(dataset, config, image_id)
+    if augment and np.random.random() < 0.5:
+        image, mask = np.fliplr(image), np.fliplr(mask)
+    if hasattr(augmentation, "to_deterministic"):
+        image, mask = ImgaugAugmentation(augmentation).augment_numpy(image, mask)
+    elif augmentation is not None:
+        image, mask = (t.numpy() for t in augmentation(tf.constant(image), tf.constant(mask)))
+    keep = mask.any(axis=(0, 1))
+    class_ids, mask = class_ids[keep], mask[..., keep]
+    bbox = utils.extract_bboxes(mask)
+    if use_mini_mask:
+        mask = utils.minimize_mask(bbox, mask, config.MINI_MASK_SHAPE)
+    return np.ascontiguousarray(image), meta, class_ids, bbox, mask
+
+
+def build_rpn_targets(image_shape, anchors, gt_class_ids, gt_boxes, config):
+    """RPN targets of one image (Matterport's name; the model's own rules,
+    mrcnn/modeling/targets.py). anchors: [A, 4] and gt_boxes [N, 4] in
+    pixels. Returns rpn_match int32 [A] (1, -1, 0) and rpn_bbox float32
+    [RPN_TRAIN_ANCHORS_PER_IMAGE, 4]."""
+    match, deltas = targets.rpn_targets(
+        tf.constant(anchors, tf.float32), tf.constant(gt_class_ids, tf.int32),
+        tf.constant(gt_boxes, tf.float32),
+        anchors_per_image=config.RPN_TRAIN_ANCHORS_PER_IMAGE,
+        std_dev=np.asarray(config.RPN_BBOX_STD_DEV, np.float32).tolist())
+    return match.numpy(), deltas.numpy()
+
+
+def data_generator(dataset, config, shuffle=True, augment=False, augmentation=None,
+                   random_rois=0, batch_size=1, detection_targets=False,
+                   no_augmentation_sources=None):
+    """Matterport's training inputs, batch after batch, forever (a generator).
+
+    Yields (inputs, []) with inputs [images float32 [B, H, W, 3] (molded),
+    image_meta [B, 12 + C], rpn_match int32 [B, A, 1], rpn_bbox [B, S, 4],
+    gt_class_ids int32 [B, M], gt_boxes int32 [B, M, 4] (pixels), gt_masks
+    bool [B, h, w, M]], M = MAX_GT_INSTANCES. Images without instances are
+    skipped, as in Matterport. For inspecting inputs: MaskRCNN.train reads
+    the tf.data pipeline (mrcnn/data/pipeline.py), not this. random_rois
+    and detection_targets (Matterport's head-target debugging) are not
+    supported: the head targets are sampled inside the model.
+    """
+    if random_rois or detection_targets:
+        raise ValueError("data_generator: random_rois and detection_targets are not supported; "
+                         "the heads' targets are sampled in the model's training step")
+    image_ids = np.copy(dataset.image_ids)
+    if not image_ids.size:
+        raise ValueError(f"{type(dataset).__name__} has no images (did you call prepare()?)")
+    no_aug = set(no_augmentation_sources or ())
+    anchor_cache = {}
+    while True:
+        if shuffle:
+            np.random.shuffle(image_ids)
+        batch = []
+        for image_id in image_ids:
+            source = dataset.image_info[image_id]["source"]
+            aug = None if source in no_aug else augmentation
+            image, meta, class_ids, boxes, mask = load_image_gt(
+                dataset, config, image_id, augment=augment and source not in no_aug,
+                augmentation=aug, use_mini_mask=config.USE_MINI_MASK)
+            if not np.any(class_ids > 0):
+                continue
+            shape = image.shape[:2]
+            if shape not in anchor_cache:
+                anchor_cache[shape] = config_anchors(config, shape)
+            match, deltas = build_rpn_targets(image.shape, anchor_cache[shape], class_ids,
+                                              boxes, config)
+            batch.append((image, meta, match, deltas, class_ids, boxes, mask))
+            if len(batch) == batch_size:
+                yield _stack_batch(batch, config), []
+                batch = []
+
+
+def config_anchors(config, shape):
+    """Pixel anchors [A, 4] of a molded image of `shape` (H, W) for `config`."""
+    return anchor_boxes.pyramid_anchors(
+        shape, config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS, config.BACKBONE_STRIDES,
+        config.RPN_ANCHOR_STRIDE, normalized=False).numpy()
+
+
+def _stack_batch(batch, config):
+    """Matterport's input arrays from per-image tuples; instances beyond
+    MAX_GT_INSTANCES are dropped at random, the rest zero-padded."""
+    m = config.MAX_GT_INSTANCES
+    b = len(batch)
+    images = np.stack([mold_image(x[0], config) for x in batch])
+    metas = np.stack([x[1] for x in batch])
+    matches = np.stack([x[2] for x in batch])[..., None]
+    deltas = np.stack([x[3] for x in batch])
+    mask_hw = batch[0][6].shape[:2]
+    class_ids = np.zeros([b, m], np.int32)
+    boxes = np.zeros([b, m, 4], np.int32)
+    masks = np.zeros([b, *mask_hw, m], bool)
+    for i, (_, _, _, _, ids, bbox, mask) in enumerate(batch):
+        keep = np.sort(np.random.permutation(len(ids))[:m])
+        class_ids[i, :len(keep)] = ids[keep]
+        boxes[i, :len(keep)] = bbox[keep]
+        masks[i, ..., :len(keep)] = mask[..., keep]
+    return [images, metas, matches, deltas, class_ids, boxes, masks]

@@ -161,7 +161,8 @@ class ImgaugAugmentation:
     def __repr__(self):
         return f"ImgaugAugmentation({self.augmenter!r})"
 
-    def _numpy(self, image, masks):
+    def augment_numpy(self, image, masks):
+        """One draw on numpy arrays: image uint8 [H, W, 3], masks bool [H, W, N]."""
         det = self.augmenter.to_deterministic()
         out_image = det.augment_image(image)
         out_masks = det.augment_image(masks.astype(np.uint8), hooks=_mask_hooks())
@@ -175,7 +176,7 @@ class ImgaugAugmentation:
 
     def __call__(self, image, masks):
         image, masks = tf.numpy_function(
-            self._numpy, [image, masks], [tf.uint8, tf.bool], stateful=True)
+            self.augment_numpy, [image, masks], [tf.uint8, tf.bool], stateful=True)
         return tf.ensure_shape(image, [None, None, 3]), tf.ensure_shape(masks, [None, None, None])
 
 

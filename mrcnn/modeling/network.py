@@ -281,21 +281,42 @@ class MaskRCNNModel(keras.Model):
                                    self.head_spec.mask_pool_size)
         return tf.cast(self.mask_head(pooled, training=training), tf.float32)
 
-    def call(self, inputs, training=None):
-        image = inputs["image"]
+    def _first_stage(self, image, training):
+        """Backbone, RPN and proposals, shared by both modes."""
         image_shape = tf.shape(image)[1:3]
-        p2, p3, p4, p5, p6 = self.backbone(image, training=training)
-        rpn_logits, rpn_probs, rpn_deltas = self._rpn([p2, p3, p4, p5, p6])
+        feature_maps = self.backbone(image, training=training)
+        rpn_logits, rpn_probs, rpn_deltas = self._rpn(feature_maps)
         rpn = self.rpn_spec
         rois = proposals.generate_proposals(
             rpn_probs, rpn_deltas, self.anchors(image_shape), proposal_count=rpn.proposal_count,
             nms_threshold=rpn.nms_threshold, pre_nms_limit=rpn.pre_nms_limit,
             std_dev=rpn.std_dev)
-        head_maps = [p2, p3, p4, p5]
+        return image_shape, feature_maps, rpn_logits, rpn_probs, rpn_deltas, rois
+
+    def call(self, inputs, training=None):
         if self.mode == "training":
-            return self._training_outputs(inputs, rois, head_maps, image_shape, training,
+            image_shape, maps, rpn_logits, _, rpn_deltas, rois = self._first_stage(
+                inputs["image"], training)
+            return self._training_outputs(inputs, rois, maps[:4], image_shape, training,
                                           rpn_logits, rpn_deltas)
-        _, probs, deltas = self._heads(rois, head_maps, image_shape, training)
+        named = self.inference_graph(inputs, training)
+        return {"detections": named["mrcnn_detection"], "mrcnn_mask": named["mrcnn_mask"],
+                "rois": named["ROI"]}
+
+    def inference_graph(self, inputs, training=None):
+        """The inference graph's tensors, by Matterport's layer names.
+
+        inputs: dict with "image" and "image_meta" (see call). Returns a dict:
+        input_image, input_image_meta, fpn_p2 .. fpn_p6, rpn_class_logits
+        [B, A, 2], rpn_class [B, A, 2], rpn_bbox [B, A, 4], ROI [B, R, 4]
+        (the proposals), mrcnn_class_logits / mrcnn_class [B, R, C],
+        mrcnn_bbox [B, R, C, 4], mrcnn_detection [B, D, 6], mrcnn_mask
+        [B, D, h, w, C]. `call` in inference mode returns three of them.
+        """
+        image_shape, maps, rpn_logits, rpn_probs, rpn_deltas, rois = self._first_stage(
+            inputs["image"], training)
+        head_maps = maps[:4]
+        logits, probs, deltas = self._heads(rois, head_maps, image_shape, training)
         windows = box_ops.normalize(parse_image_meta_graph(inputs["image_meta"])["window"],
                                     image_shape)
         d = self.detection_spec
@@ -304,7 +325,13 @@ class MaskRCNNModel(keras.Model):
             min_confidence=d.min_confidence, nms_threshold=d.nms_threshold,
             std_dev=self.head_spec.bbox_std_dev)
         mask = self._masks(detections[..., :4], head_maps, image_shape, training)
-        return {"detections": detections, "mrcnn_mask": mask, "rois": rois}
+        return {
+            "input_image": inputs["image"], "input_image_meta": inputs["image_meta"],
+            **{f"fpn_p{level}": p for level, p in zip(range(2, 7), maps)},
+            "rpn_class_logits": rpn_logits, "rpn_class": rpn_probs, "rpn_bbox": rpn_deltas,
+            "ROI": rois, "mrcnn_class_logits": logits, "mrcnn_class": probs,
+            "mrcnn_bbox": deltas, "mrcnn_detection": detections, "mrcnn_mask": mask,
+        }
 
     def _training_outputs(self, inputs, rois, head_maps, image_shape, training,
                           rpn_logits, rpn_deltas):

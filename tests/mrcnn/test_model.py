@@ -4,13 +4,16 @@ selection, and Matterport weight files loaded by name."""
 import os
 
 import h5py
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from mrcnn import model as modellib
 from mrcnn.checkpoint import hdf5, pretrained
 from mrcnn.config import LOSS_NAMES, Config
 from mrcnn.data import pipeline
+from mrcnn.data.augmentation import FlipCrop
 from mrcnn.data.dataset import Dataset
 from mrcnn.data.shapes import ShapesDataset
 from mrcnn.engine import trainable
@@ -68,9 +71,26 @@ def trained(tmp_path_factory):
     mixed = model.train(shapes(2, empty=[1]), shapes(2), 1e-4, epochs=2, layers="heads")
     km = model.keras_model
     model.stage_2 = (km.optimizer, km.train_function, int(km.optimizer.iterations))
-    # Epoch 3: the same layers at lr / 10 (a staged schedule's last stage).
-    model.train(shapes(2, empty=[1]), shapes(2), 1e-5, epochs=3, layers="heads")
+    # Epoch 3: the same layers at lr / 10 (a staged schedule's last stage),
+    # with Matterport's custom_callbacks and no_augmentation_sources.
+    model.epochs_seen = []
+    seen = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: model.epochs_seen.append(epoch))
+    model.train(shapes(2, empty=[1]), shapes(2), 1e-5, epochs=3, layers="heads",
+                custom_callbacks=[seen], no_augmentation_sources=["shapes"])
     return model, mixed.history, empty.history, logs
+
+
+def test_train_runs_custom_callbacks(trained):
+    model, _, _, _ = trained
+    assert model.epochs_seen == [2]  # Keras counts from 0: the third epoch
+
+
+def test_no_augmentation_sources_with_an_augmentation_is_refused_for_their_images(tmp_path):
+    model = MaskRCNN("training", TinyConfig(), str(tmp_path))
+    with pytest.raises(ValueError, match="no_augmentation_sources"):
+        model.train(shapes(2), shapes(2), 1e-4, epochs=1, layers="heads",
+                    augmentation=FlipCrop(), no_augmentation_sources=["shapes"])
 
 
 def test_a_stage_with_the_same_layers_keeps_the_compiled_step(trained):
@@ -327,3 +347,140 @@ def test_rpn_targets_are_computed_in_the_model_from_the_batch(trained):
         # Negatives are a random sample; the (few) positives are all kept.
         np.testing.assert_array_equal(rpn_match[b] == 1, expected.numpy() == 1)
         assert 0 < (rpn_match[b] == 1).sum() and (rpn_match[b] != 0).sum() <= 256
+
+
+# ---------------------------------------------- Matterport's mrcnn.model API
+@pytest.fixture(scope="module")
+def infer(trained):
+    model, _, _, logs = trained
+    infer = MaskRCNN("inference", TinyInferenceConfig(), logs)
+    infer.load_weights(model.find_last(), by_name=True)
+    return infer
+
+
+def test_detect_verbose_prints_matterports_log_lines(infer, capsys):
+    images = [shapes(1).load_image(0), np.full((100, 150, 3), 90, np.uint8)]
+    infer.detect(images, verbose=1)
+    lines = capsys.readouterr().out.splitlines()
+    lines = [line for line in lines if not line.startswith("Loaded")]
+    assert lines[0] == "Processing 2 images"
+    assert lines[1] == ("image                    shape: (128, 128, 3)         "
+                        f"min: {images[0].min():10.5f}  max: {images[0].max():10.5f}  uint8")
+    assert lines[2].startswith("image                    shape: (100, 150, 3)  ")
+    assert lines[3].startswith("molded_images            shape: (2, 128, 192, 3)  ")
+    assert lines[3].endswith("float32")
+    assert lines[4].startswith("image_metas              shape: (2, 16)  ")
+    n_anchors = anchors.num_anchors(128, 192, TinyInferenceConfig.BACKBONE_STRIDES, 3)
+    assert lines[5].startswith(f"anchors                  shape: {(2, n_anchors, 4)!s:20}  ")
+
+
+def test_log_formats_empty_arrays_and_plain_text(capsys):
+    modellib.log("plain")
+    modellib.log("empty", np.zeros((0, 4), np.int32))
+    assert capsys.readouterr().out.splitlines() == [
+        "plain", f"{'empty':25}shape: {'(0, 4)':20}  min: {'':10}  max: {'':10}  int32"]
+
+
+def test_run_graph_returns_the_named_layers(infer, capsys):
+    images = [shapes(2).load_image(i) for i in range(2)]
+    km = infer.keras_model
+    out = infer.run_graph(images, [
+        ("proposals", "ROI"),
+        ("rpn_class", "rpn_class"),
+        ("detections", "mrcnn_detection"),
+        ("res4f", "res4f_out"),
+        ("p2", km.backbone.get_layer("fpn_p2").output),
+    ])
+    n_anchors = anchors.num_anchors(128, 128, TinyInferenceConfig.BACKBONE_STRIDES, 3)
+    assert list(out) == ["proposals", "rpn_class", "detections", "res4f", "p2"]
+    assert out["proposals"].shape == (2, TinyInferenceConfig.POST_NMS_ROIS_INFERENCE, 4)
+    assert out["rpn_class"].shape == (2, n_anchors, 2)
+    np.testing.assert_allclose(out["rpn_class"].sum(-1), 1.0, rtol=1e-5)
+    assert out["detections"].shape == (2, TinyInferenceConfig.DETECTION_MAX_INSTANCES, 6)
+    assert out["res4f"].shape == (2, 8, 8, 1024)
+    assert out["p2"].shape == (2, 32, 32, TinyInferenceConfig.TOP_DOWN_PYRAMID_SIZE)
+    assert capsys.readouterr().out.splitlines()[0].startswith(f"{'proposals':25}shape: ")
+    with pytest.raises(ValueError, match="no layer"):
+        infer.run_graph(images, [("x", "no_such_layer")])
+
+
+def test_detect_molded_works_in_molded_pixels(infer):
+    ds = shapes(2)
+    config = TinyInferenceConfig()
+    gts = [modellib.load_image_gt(ds, config, i) for i in range(2)]
+    molded = np.stack([modellib.mold_image(g[0], config) for g in gts])
+    np.testing.assert_array_equal(modellib.unmold_image(molded[0], config), gts[0][0])
+    results = infer.detect_molded(molded, np.stack([g[1] for g in gts]))
+    for r in results:
+        assert r["masks"].shape[:2] == molded.shape[1:3]
+    meta = modellib.parse_image_meta(gts[0][1][None])
+    assert meta["image_shape"][0].tolist() == list(molded.shape[1:])
+
+
+def test_load_image_gt_with_and_without_mini_masks():
+    ds = shapes(1)
+    config = TinyConfig()
+    image, meta, class_ids, bbox, mask = modellib.load_image_gt(ds, config, 0)
+    n = len(ds.load_mask(0)[1])
+    assert image.shape == (128, 128, 3) and image.dtype == np.uint8
+    assert meta.shape == (config.IMAGE_META_SIZE,)
+    assert class_ids.shape == (n,) and bbox.shape == (n, 4) and bbox.dtype == np.int32
+    assert mask.shape == (128, 128, n) and mask.dtype == bool
+    ys, xs = np.nonzero(mask[..., 0])
+    assert bbox[0].tolist() == [ys.min(), xs.min(), ys.max() + 1, xs.max() + 1]
+    _, _, _, mini_bbox, mini = modellib.load_image_gt(ds, config, 0, use_mini_mask=True)
+    assert mini.shape == (*config.MINI_MASK_SHAPE, n)
+    np.testing.assert_array_equal(mini_bbox, bbox)
+
+
+def test_data_generator_gives_matterports_inputs():
+    config = TinyConfig()
+    inputs, outputs = next(modellib.data_generator(shapes(3), config, shuffle=False,
+                                                   batch_size=2))
+    images, metas, rpn_match, rpn_bbox, class_ids, boxes, masks = inputs
+    m, n_anchors = config.MAX_GT_INSTANCES, anchors.num_anchors(128, 128,
+                                                                config.BACKBONE_STRIDES, 3)
+    assert outputs == []
+    assert images.shape == (2, 128, 128, 3) and images.dtype == np.float32
+    assert metas.shape == (2, config.IMAGE_META_SIZE)
+    assert rpn_match.shape == (2, n_anchors, 1)
+    assert rpn_bbox.shape == (2, config.RPN_TRAIN_ANCHORS_PER_IMAGE, 4)
+    assert class_ids.shape == (2, m) and boxes.shape == (2, m, 4)
+    assert masks.shape == (2, *config.MINI_MASK_SHAPE, m)
+    for b in range(2):
+        n = (class_ids[b] > 0).sum()
+        assert n == len(shapes(3).load_mask(b)[1]) and masks[b, ..., :n].any(axis=(0, 1)).all()
+        positives = (rpn_match[b, :, 0] == 1).sum()
+        # Every ground-truth box has an anchor (the best one, at least).
+        assert positives >= 1 and np.abs(rpn_bbox[b, :positives]).sum() > 0
+        assert not rpn_bbox[b, positives:].any()
+
+
+def test_ancestor_and_trainable_layers(infer):
+    backbone = infer.keras_model.backbone
+    p2 = backbone.get_layer("fpn_p2").output
+    found = infer.ancestor(p2, r"res2\w_out")
+    assert found._keras_history.operation.name == "res2c_out"
+    assert infer.ancestor(p2, "no_such_layer") is None
+    layers = infer.get_trainable_layers()
+    names = [layer.name for layer in layers]
+    assert "conv1" in names and "mrcnn_mask" in names and "rpn_conv_shared" in names
+    assert not any(isinstance(layer, keras.layers.TimeDistributed) for layer in layers)
+    assert all(layer.weights for layer in layers)
+
+
+MATTERPORT_FIELDS = ["NAME", "GPU_COUNT", "IMAGES_PER_GPU", "STEPS_PER_EPOCH", "VALIDATION_STEPS", "BACKBONE", "COMPUTE_BACKBONE_SHAPE", "BACKBONE_STRIDES", "FPN_CLASSIF_FC_LAYERS_SIZE", "TOP_DOWN_PYRAMID_SIZE", "NUM_CLASSES", "RPN_ANCHOR_SCALES", "RPN_ANCHOR_RATIOS", "RPN_ANCHOR_STRIDE", "RPN_NMS_THRESHOLD", "RPN_TRAIN_ANCHORS_PER_IMAGE", "PRE_NMS_LIMIT", "POST_NMS_ROIS_TRAINING", "POST_NMS_ROIS_INFERENCE", "USE_MINI_MASK", "MINI_MASK_SHAPE", "IMAGE_RESIZE_MODE", "IMAGE_MIN_DIM", "IMAGE_MAX_DIM", "IMAGE_MIN_SCALE", "IMAGE_CHANNEL_COUNT", "MEAN_PIXEL", "TRAIN_ROIS_PER_IMAGE", "ROI_POSITIVE_RATIO", "POOL_SIZE", "MASK_POOL_SIZE", "MASK_SHAPE", "MAX_GT_INSTANCES", "RPN_BBOX_STD_DEV", "BBOX_STD_DEV", "DETECTION_MAX_INSTANCES", "DETECTION_MIN_CONFIDENCE", "DETECTION_NMS_THRESHOLD", "LEARNING_RATE", "LEARNING_MOMENTUM", "WEIGHT_DECAY", "LOSS_WEIGHTS", "USE_RPN_ROIS", "TRAIN_BN", "GRADIENT_CLIP_NORM", "BATCH_SIZE", "IMAGE_SHAPE", "IMAGE_META_SIZE"]
+
+
+def test_config_has_every_matterport_field_and_displays_as_matterport(capsys):
+    config = TinyConfig()
+    missing = [f for f in MATTERPORT_FIELDS if not hasattr(config, f)]
+    assert not missing
+    config.display()
+    out = capsys.readouterr().out
+    assert out.startswith("\nConfigurations:\n") and out.endswith("\n\n\n")
+    lines = out.strip("\n").splitlines()[1:]
+    names = [line[:30].rstrip() for line in lines]
+    assert names == sorted(names) and set(MATTERPORT_FIELDS) <= set(names)
+    assert f"{'MEAN_PIXEL':30} {config.MEAN_PIXEL}" in lines
+    assert f"{'GPU_COUNT':30} 1" in lines
