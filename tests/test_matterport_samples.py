@@ -27,7 +27,6 @@ from pycocotools.cocoeval import COCOeval
 from mrcnn import model as modellib
 from mrcnn import utils, visualize
 from mrcnn.config import Config
-from mrcnn.data import pipeline
 from mrcnn.data.shapes import ShapesDataset
 
 matplotlib.use("Agg")
@@ -217,11 +216,13 @@ class Fliplr:
 
     def __init__(self, p=0.5):
         self.p = p
+        self.images = 0
 
     def to_deterministic(self):
         return self
 
     def augment_image(self, image, hooks=None):
+        self.images += 1
         return image[:, ::-1].copy()
 
     def augment(self, return_batch=False, hooks=None, **kwargs):
@@ -231,20 +232,17 @@ class Fliplr:
         return self.augment(*args, **kwargs)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "MaskRCNN.train(augmentation=) takes a callable (image, masks) on tensors: an "
-    "imgaug augmenter passed as coco.py does is called as augmenter(image, masks) "
-    "in the tf.data graph (imgaug's augment() takes keyword arguments only) and "
-    "fails; it must be wrapped in mrcnn.data.augmentation.ImgaugAugmentation"))
 def test_balloon_train_with_an_imgaug_augmenter_as_coco_py_does(balloon_dir, tmp_path):
     config = BalloonConfig()
     dataset_train = BalloonDataset()
     dataset_train.load_balloon(str(balloon_dir), "train")
     dataset_train.prepare()
     model = modellib.MaskRCNN(mode="training", config=config, model_dir=str(tmp_path))
+    augmenter = Fliplr(0.5)
     model.train(dataset_train, dataset_train, learning_rate=config.LEARNING_RATE,
-                epochs=1, layers="heads", augmentation=Fliplr(0.5))
+                epochs=1, layers="heads", augmentation=augmenter)
     assert model.find_last().endswith("mask_rcnn_balloon_0001.h5")
+    assert augmenter.images > 0  # train() wrapped it (ImgaugAugmentation) and used it
 
 
 # ------------------------------------------------------------------ shapes
@@ -312,13 +310,9 @@ def test_shapes_compute_ap_and_display_instances(shapes_run, tmp_path):
 
     model, _, inference_config, dataset_train, dataset_val = shapes_run
     image_id = dataset_val.image_ids[0]
-    # Matterport's notebook calls modellib.load_image_gt(dataset_val,
-    # inference_config, image_id, use_mini_mask=False) -> image, image_meta,
-    # class_ids, bbox, mask. That signature is tested by the model-surface
-    # work; here, the pipeline's load_image_gt (no bbox) and extract_bboxes.
-    original_image, image_meta, gt_class_id, gt_mask = pipeline.load_image_gt(
-        dataset_val, inference_config, image_id)
-    gt_bbox = utils.extract_bboxes(gt_mask)
+    original_image, image_meta, gt_class_id, gt_bbox, gt_mask = modellib.load_image_gt(
+        dataset_val, inference_config, image_id, use_mini_mask=False)
+    np.testing.assert_array_equal(gt_bbox, utils.extract_bboxes(gt_mask))
     assert original_image.shape == (64, 64, 3)
     assert image_meta.shape == (inference_config.IMAGE_META_SIZE,)
     assert gt_mask.shape == (64, 64, len(gt_class_id)) and len(gt_class_id) >= 1
