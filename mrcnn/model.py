@@ -153,10 +153,8 @@ class MaskRCNN:
             or an imgaug-style augmenter (Matterport's; run in Python by
             `ImgaugAugmentation`).
         custom_callbacks: Keras callbacks added to the run's own.
-        no_augmentation_sources: dataset sources whose images must not be
-            augmented (Matterport's). The graph pipeline augments every
-            image, so with an augmentation this is refused when the
-            training set has images from those sources.
+        no_augmentation_sources: dataset sources whose images are not
+            augmented (Matterport's).
         mask_cache: None or a folder keeping each image's boxes and
             mini-masks on disk (`mrcnn.data.mask_cache`), for datasets that
             define `cache_version`.
@@ -178,11 +176,11 @@ class MaskRCNN:
             )
         if hasattr(augmentation, "to_deterministic"):
             augmentation = ImgaugAugmentation(augmentation)
-        _check_no_augmentation_sources(train_dataset, augmentation, no_augmentation_sources)
         if self.log_dir is None:
             self.set_log_dir()
         train_ds = pipeline.build_dataset(train_dataset, config, augmentation=augmentation,
-                                          mask_cache=mask_cache)
+                                          mask_cache=mask_cache,
+                                          no_augmentation_sources=no_augmentation_sources)
         val_ds, val_steps = pipeline.validation_dataset(val_dataset, config,
                                                         config.VALIDATION_STEPS, mask_cache)
 
@@ -428,17 +426,6 @@ class MaskRCNN:
         included, where Matterport lists the top level)."""
         return [self.find_trainable_layer(layer)
                 for _, layer in weight_io.weight_groups(self.keras_model, grouped=())]
-
-
-def _check_no_augmentation_sources(dataset, augmentation, sources):
-    if augmentation is None or not sources:
-        return
-    present = sorted({info["source"] for info in dataset.image_info} & set(sources))
-    if present:
-        raise ValueError(
-            f"no_augmentation_sources={sorted(sources)}: the training pipeline augments every "
-            f"image, and the dataset has images from {present}; augment a dataset without them"
-        )
 
 
 # ------------------------------------------------- Matterport's functions

@@ -201,15 +201,17 @@ def uses_instance_path(config, augmentation=None):
 
 
 def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, seed=None,
-                  mask_cache=None, image_ids=None):
+                  mask_cache=None, image_ids=None, no_augmentation_sources=()):
     """A batched tf.data.Dataset of training inputs from a prepared Dataset.
 
     dataset: a prepared `mrcnn.data.dataset.Dataset`; augmentation: see module
     docstring. mask_cache: None, a folder or a `MiniMaskCache` keeping the
     instance records on disk (instance path only; datasets whose
     `cache_version` is None are not cached). image_ids: int [N], the images
-    to read (default all of `dataset.image_ids`). Batches have
-    config.BATCH_SIZE images (the last partial batch is dropped).
+    to read (default all of `dataset.image_ids`). no_augmentation_sources:
+    dataset sources whose images are not augmented (Matterport's option).
+    Batches have config.BATCH_SIZE images (the last partial batch is
+    dropped).
     """
     image_ids = dataset.image_ids if image_ids is None else np.asarray(image_ids)
     if not image_ids.size:
@@ -217,6 +219,16 @@ def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True,
     rng = np.random.default_rng(seed)
     if mask_cache is not None and not isinstance(mask_cache, MiniMaskCache):
         mask_cache = MiniMaskCache(mask_cache, config.MINI_MASK_SHAPE)
+    # [num images] True where the image's source is not to be augmented.
+    plain = np.array([info["source"] in set(no_augmentation_sources or ())
+                      for info in dataset.image_info], bool)
+
+    def augmented(targets, image_id):
+        """targets(augmentation), or targets(None) for a plain source's image."""
+        if augmentation is None or not plain.any():
+            return targets(augmentation)
+        return tf.cond(tf.gather(plain, image_id), lambda: targets(None),
+                       lambda: targets(augmentation))
 
     def load_instances(image_id):
         return load_image_instances(dataset, config, int(image_id), mask_cache, rng)
@@ -231,7 +243,9 @@ def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True,
         mini.set_shape([None, *config.MINI_MASK_SHAPE])
         frame.set_shape([4])
         meta.set_shape([config.IMAGE_META_SIZE])
-        example = record_targets(image, class_ids, boxes, mini, frame, config, augmentation)
+        example = augmented(
+            lambda aug: record_targets(image, class_ids, boxes, mini, frame, config, aug),
+            image_id)
         return {**example, "image_meta": meta}
 
     def load_masks(image_id):
@@ -244,7 +258,8 @@ def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True,
         class_ids.set_shape([None])
         mask.set_shape([None, None, None])
         meta.set_shape([config.IMAGE_META_SIZE])
-        example = instance_targets(image, class_ids, mask, config, augmentation)
+        example = augmented(
+            lambda aug: instance_targets(image, class_ids, mask, config, aug), image_id)
         return {**example, "image_meta": meta}
 
     load_graph = instance_example if uses_instance_path(config, augmentation) else mask_example

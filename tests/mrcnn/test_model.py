@@ -13,7 +13,6 @@ from mrcnn import model as modellib
 from mrcnn.checkpoint import hdf5, pretrained
 from mrcnn.config import LOSS_NAMES, Config
 from mrcnn.data import pipeline
-from mrcnn.data.augmentation import FlipCrop
 from mrcnn.data.dataset import Dataset
 from mrcnn.data.shapes import ShapesDataset
 from mrcnn.engine import trainable
@@ -84,13 +83,6 @@ def trained(tmp_path_factory):
 def test_train_runs_custom_callbacks(trained):
     model, _, _, _ = trained
     assert model.epochs_seen == [2]  # Keras counts from 0: the third epoch
-
-
-def test_no_augmentation_sources_with_an_augmentation_is_refused_for_their_images(tmp_path):
-    model = MaskRCNN("training", TinyConfig(), str(tmp_path))
-    with pytest.raises(ValueError, match="no_augmentation_sources"):
-        model.train(shapes(2), shapes(2), 1e-4, epochs=1, layers="heads",
-                    augmentation=FlipCrop(), no_augmentation_sources=["shapes"])
 
 
 def test_a_stage_with_the_same_layers_keeps_the_compiled_step(trained):

@@ -4,6 +4,7 @@ import tensorflow as tf
 
 from mrcnn.config import Config
 from mrcnn.data import masks, pipeline
+from mrcnn.data.augmentation import FlipCrop
 from mrcnn.data.shapes import ShapesDataset
 from mrcnn.modeling import box_ops
 
@@ -191,3 +192,24 @@ def test_the_feeder_runs_without_the_autotuner():
     # autotuner on, that waited for its thread to wake (stalls of 5-60 s).
     batches = pipeline.build_dataset(shapes(), SmallConfig())
     assert batches.options().autotune.enabled is False
+
+
+def _mirror(image, masks):  # a plain callable: the mask path
+    return image[:, ::-1], masks[:, ::-1]
+
+
+@pytest.mark.parametrize("augmentation", [FlipCrop(flip=1.0, crop=0.0), _mirror],
+                         ids=["instance path", "mask path"])
+def test_no_augmentation_sources_are_left_unaugmented(augmentation):
+    config = SmallConfig()
+    ds = shapes()
+
+    def first(**kwargs):
+        return next(iter(pipeline.build_dataset(ds, config, shuffle=False, **kwargs)))["image"]
+
+    plain, mirrored = first(), first(augmentation=augmentation)
+    np.testing.assert_allclose(mirrored, plain[:, :, ::-1])
+    np.testing.assert_array_equal(
+        first(augmentation=augmentation, no_augmentation_sources=["shapes"]), plain)
+    np.testing.assert_array_equal(
+        first(augmentation=augmentation, no_augmentation_sources=["other"]), mirrored)
