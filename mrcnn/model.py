@@ -45,7 +45,7 @@ from mrcnn.data.image import (
 from mrcnn.engine import callbacks as run_callbacks
 from mrcnn.engine import optimizers, run_dir, trainable
 from mrcnn.modeling import anchors as anchor_boxes
-from mrcnn.modeling import postprocess, targets
+from mrcnn.modeling import box_ops, postprocess, targets
 from mrcnn.modeling.network import MODES, build_network
 from mrcnn.modeling.postprocess import to_original_boxes
 
@@ -503,13 +503,20 @@ def data_generator(dataset, config, shuffle=True, augment=False, augmentation=No
     gt_class_ids int32 [B, M], gt_boxes int32 [B, M, 4] (pixels), gt_masks
     bool [B, h, w, M]], M = MAX_GT_INSTANCES. Images without instances are
     skipped, as in Matterport. For inspecting inputs: MaskRCNN.train reads
-    the tf.data pipeline (mrcnn/data/pipeline.py), not this. random_rois
-    and detection_targets (Matterport's head-target debugging) are not
-    supported: the head targets are sampled inside the model.
+    the tf.data pipeline (mrcnn/data/pipeline.py), not this.
+
+    random_rois > 0 appends rpn_rois int32 [B, random_rois, 4] (pixels,
+    `generate_random_rois`). detection_targets=True (with random_rois)
+    appends rois int32 [B, T, 4] and gives outputs [class_ids int32
+    [B, T, 1], bbox deltas [B, T, C, 4], masks [B, T, mh, mw, C]] (T =
+    TRAIN_ROIS_PER_IMAGE), sampled as the model's training step samples them
+    (`mrcnn.modeling.targets.detection_targets`: ground-truth boxes join the
+    proposals when PROPOSALS_INCLUDE_GT, crowds are neutral), not by
+    Matterport's own Python copy of that sampling.
     """
-    if random_rois or detection_targets:
-        raise ValueError("data_generator: random_rois and detection_targets are not supported; "
-                         "the heads' targets are sampled in the model's training step")
+    if detection_targets and not random_rois:
+        raise ValueError("data_generator: detection_targets needs random_rois > 0 (the "
+                         "proposals they are sampled from)")
     image_ids = np.copy(dataset.image_ids)
     if not image_ids.size:
         raise ValueError(f"{type(dataset).__name__} has no images (did you call prepare()?)")
@@ -518,7 +525,7 @@ def data_generator(dataset, config, shuffle=True, augment=False, augmentation=No
     while True:
         if shuffle:
             np.random.shuffle(image_ids)
-        batch = []
+        batch, extras = [], []
         for image_id in image_ids:
             source = dataset.image_info[image_id]["source"]
             aug = None if source in no_aug else augmentation
@@ -533,9 +540,77 @@ def data_generator(dataset, config, shuffle=True, augment=False, augmentation=No
             match, deltas = build_rpn_targets(image.shape, anchor_cache[shape], class_ids,
                                               boxes, config)
             batch.append((image, meta, match, deltas, class_ids, boxes, mask))
+            if random_rois:
+                rois = generate_random_rois(shape, random_rois, class_ids, boxes)
+                heads = (build_detection_targets(rois, class_ids, boxes, mask, config, shape)
+                         if detection_targets else ())
+                extras.append((rois, *heads))
             if len(batch) == batch_size:
-                yield _stack_batch(batch, config), []
-                batch = []
+                inputs, outputs = _stack_batch(batch, config), []
+                if random_rois:
+                    inputs.append(np.stack([e[0] for e in extras]))
+                if detection_targets:
+                    inputs.append(np.stack([e[1] for e in extras]))
+                    outputs = [np.stack([e[k] for e in extras]) for k in (2, 3, 4)]
+                    outputs[0] = outputs[0][..., None]
+                yield inputs, outputs
+                batch, extras = [], []
+
+
+def generate_random_rois(image_shape, count, gt_class_ids, gt_boxes, rng=None):
+    """`count` random pixel boxes int32 [count, (y1, x1, y2, x2)] in an image
+    of `image_shape` (H, W): 90 % spread over the ground-truth boxes, each
+    drawn inside its box grown by its own height and width on every side,
+    the rest anywhere. Sides are at least 2 px. (Matterport's inspection
+    helper; the distribution is the same in kind, not draw for draw.)"""
+    rng = np.random.default_rng() if rng is None else rng
+    h, w = image_shape[:2]
+    boxes = np.asarray(gt_boxes, np.float64)[np.asarray(gt_class_ids) > 0]
+    per_box = int(0.9 * count / len(boxes)) if len(boxes) else 0
+    y1, x1, y2, x2 = boxes.T
+    lo = np.stack([np.maximum(y1 - (y2 - y1), 0), np.maximum(x1 - (x2 - x1), 0)], -1)
+    hi = np.stack([np.minimum(y2 + (y2 - y1), h), np.minimum(x2 + (x2 - x1), w)], -1)
+    regions = np.concatenate([np.repeat(lo, per_box, 0), np.repeat(hi, per_box, 0)], -1)
+    rest = count - len(regions)
+    regions = np.concatenate([regions, np.tile([0.0, 0.0, h, w], (rest, 1))])  # [count, 4]
+    # Two draws per axis, sorted; then each side grown to 2 px inside the region.
+    ys = np.sort(rng.uniform(regions[:, None, 0], regions[:, None, 2], (count, 2)), -1)
+    xs = np.sort(rng.uniform(regions[:, None, 1], regions[:, None, 3], (count, 2)), -1)
+    rois = np.stack([ys[:, 0], xs[:, 0], ys[:, 1], xs[:, 1]], -1).astype(np.int32)
+    rois[:, 2:] = np.minimum(np.maximum(rois[:, 2:], rois[:, :2] + 2), [h, w])
+    rois[:, :2] = np.minimum(rois[:, :2], rois[:, 2:] - 2)
+    return rois
+
+
+def build_detection_targets(rpn_rois, gt_class_ids, gt_boxes, gt_masks, config,
+                            image_shape=None):
+    """The heads' targets for pixel proposals, in Matterport's layout:
+    rois int32 [T, 4] pixels, class_ids int32 [T], bbox float32 [T, C, 4]
+    (deltas / BBOX_STD_DEV in the row of the ROI's class), masks float32
+    [T, mh, mw, C] (in the channel of its class); T = TRAIN_ROIS_PER_IMAGE.
+    gt_masks: [h, w, M] mini-masks (USE_MINI_MASK) or full masks;
+    image_shape: the molded image's (H, W), default config.IMAGE_SHAPE.
+    Sampled by the model's own `targets.detection_targets`."""
+    image_shape = tuple(image_shape or config.IMAGE_SHAPE)[:2]
+    rois, class_ids, deltas, masks, _ = targets.detection_targets(
+        box_ops.normalize(np.asarray(rpn_rois, np.float32), image_shape),
+        tf.constant(gt_class_ids, tf.int32),
+        box_ops.normalize(np.asarray(gt_boxes, np.float32), image_shape),
+        tf.constant(np.moveaxis(np.asarray(gt_masks), -1, 0)),
+        rois_per_image=config.TRAIN_ROIS_PER_IMAGE,
+        positive_fraction=config.ROI_POSITIVE_RATIO,
+        std_dev=config.BBOX_STD_DEV, mask_shape=config.MASK_SHAPE,
+        include_gt=config.PROPOSALS_INCLUDE_GT, mini_masks=config.USE_MINI_MASK)
+    class_ids = class_ids.numpy()
+    rows = np.arange(len(class_ids))
+    bbox = np.zeros([len(class_ids), config.NUM_CLASSES, 4], np.float32)
+    bbox[rows, class_ids] = deltas.numpy()
+    bbox[:, 0] = 0.0  # background and padding rows have no box target
+    full = np.zeros([len(class_ids), *config.MASK_SHAPE, config.NUM_CLASSES], np.float32)
+    full[rows, :, :, class_ids] = masks.numpy()
+    full[..., 0] = 0.0
+    pixels = box_ops.denormalize(rois, image_shape).numpy().astype(np.int32)
+    return pixels, class_ids, bbox, full
 
 
 def config_anchors(config, shape):

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from mrcnn import model as modellib
+from mrcnn import utils
 from mrcnn.checkpoint import hdf5, pretrained
 from mrcnn.config import LOSS_NAMES, Config
 from mrcnn.data import pipeline
@@ -476,3 +477,41 @@ def test_config_has_every_matterport_field_and_displays_as_matterport(capsys):
     assert names == sorted(names) and set(MATTERPORT_FIELDS) <= set(names)
     assert f"{'MEAN_PIXEL':30} {config.MEAN_PIXEL}" in lines
     assert f"{'GPU_COUNT':30} 1" in lines
+
+
+def test_data_generator_random_rois_and_detection_targets():
+    config = TinyConfig()
+    gen = modellib.data_generator(shapes(3), config, shuffle=False, batch_size=2,
+                                  random_rois=64, detection_targets=True)
+    inputs, (class_ids, bbox, masks) = next(gen)
+    *_, gt_class_ids, gt_boxes, _, rpn_rois, rois = inputs
+    t, c = config.TRAIN_ROIS_PER_IMAGE, config.NUM_CLASSES
+    assert rpn_rois.shape == (2, 64, 4) and rois.shape == (2, t, 4)
+    assert class_ids.shape == (2, t, 1) and bbox.shape == (2, t, c, 4)
+    assert masks.shape == (2, t, *config.MASK_SHAPE, c)
+    h, w = config.IMAGE_SHAPE[:2]
+    assert (rpn_rois[..., :2] >= 0).all() and (rpn_rois[..., 2] <= h).all()
+    assert (rpn_rois[..., 3] <= w).all() and (rpn_rois[..., 2:] - rpn_rois[..., :2] >= 2).all()
+    ids = class_ids[..., 0]
+    positive = ids > 0
+    assert positive.any() and (~positive).any()
+    # Each positive's box deltas and mask sit in its class's row / channel only.
+    others = np.ones([2, t, c], bool)
+    others[np.nonzero(positive) + (ids[positive],)] = False
+    assert not bbox[others].any() and not np.moveaxis(masks, -1, 2)[others].any()
+    pos_masks = np.moveaxis(masks, -1, 2)[np.nonzero(positive) + (ids[positive],)]
+    assert pos_masks.reshape(len(pos_masks), -1).any(-1).all()
+    # A positive ROI overlaps a ground-truth box of its class by IoU >= 0.5.
+    for b in range(2):
+        iou = utils.compute_overlaps(rois[b][positive[b]], gt_boxes[b][gt_class_ids[b] > 0])
+        same = ids[b][positive[b]][:, None] == gt_class_ids[b][gt_class_ids[b] > 0][None]
+        assert (np.where(same, iou, 0).max(1) >= 0.5 - 0.05).all()  # rounded to pixels
+
+
+def test_random_rois_cluster_around_the_ground_truth():
+    rng = np.random.default_rng(0)
+    rois = modellib.generate_random_rois((100, 200), 100, np.array([1]),
+                                         np.array([[40, 90, 60, 110]]), rng)
+    near = rois[:90]  # 90 % around the one box: inside it grown by its size
+    assert (near[:, :2] >= [20, 70]).all() and (near[:, 2:] <= [80, 130]).all()
+    assert rois.dtype == np.int32 and ((rois[:, 2:] - rois[:, :2]) >= 2).all()
