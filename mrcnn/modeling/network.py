@@ -173,6 +173,30 @@ def dummy_inputs(num_classes, mode, mask_hw=None, size=64):
     return inputs
 
 
+# The inference graph's tensors, by Matterport's layer names (the keys of
+# `MaskRCNNModel.inference_graph`).
+GRAPH_OUTPUTS = (
+    "input_image", "input_image_meta", "fpn_p2", "fpn_p3", "fpn_p4", "fpn_p5", "fpn_p6",
+    "rpn_class_logits", "rpn_class", "rpn_bbox", "ROI", "mrcnn_class_logits", "mrcnn_class",
+    "mrcnn_bbox", "mrcnn_detection", "mrcnn_mask",
+)
+
+
+class GraphOutput(str):
+    """The name of one of `inference_graph`'s tensors, standing where
+    Matterport code takes a layer's symbolic output
+    (`keras_model.get_layer("ROI").output`, for `MaskRCNN.run_graph`)."""
+
+
+class _GraphNode:
+    """What `MaskRCNNModel.get_layer` gives for a GRAPH_OUTPUTS name: no
+    weights, only `.name` and `.output` (a GraphOutput)."""
+
+    def __init__(self, name):
+        self.name = name
+        self.output = GraphOutput(name)
+
+
 class MaskRCNNModel(keras.Model):
     """Mask R-CNN with a ResNet + FPN backbone, as one Keras model.
 
@@ -302,6 +326,20 @@ class MaskRCNNModel(keras.Model):
         named = self.inference_graph(inputs, training)
         return {"detections": named["mrcnn_detection"], "mrcnn_mask": named["mrcnn_mask"],
                 "rois": named["ROI"]}
+
+    def get_layer(self, name=None, index=None):
+        """Keras' get_layer, which also finds the backbone's layers by name
+        and, for Matterport's `run_graph`, the names of GRAPH_OUTPUTS (a
+        stand-in whose `.output` is a GraphOutput: this subclassed model's
+        inner tensors have no symbolic outputs)."""
+        try:
+            return super().get_layer(name, index)
+        except ValueError:
+            if any(layer.name == name for layer in self.backbone.layers):
+                return self.backbone.get_layer(name)
+            if name in GRAPH_OUTPUTS:
+                return _GraphNode(name)
+            raise
 
     def inference_graph(self, inputs, training=None):
         """The inference graph's tensors, by Matterport's layer names.

@@ -395,6 +395,14 @@ def test_run_graph_returns_the_named_layers(infer, capsys):
     assert capsys.readouterr().out.splitlines()[0].startswith(f"{'proposals':25}shape: ")
     with pytest.raises(ValueError, match="no layer"):
         infer.run_graph(images, [("x", "no_such_layer")])
+    # As the inspect notebooks write it: get_layer(name).output, for graph
+    # tensors and backbone layers alike.
+    again = infer.run_graph(images, [("proposals", km.get_layer("ROI").output),
+                                     ("res4f", km.get_layer("res4f_out").output)])
+    np.testing.assert_array_equal(again["proposals"], out["proposals"])
+    np.testing.assert_array_equal(again["res4f"], out["res4f"])
+    with pytest.raises(ValueError, match="No such layer"):
+        km.get_layer("no_such_layer")
 
 
 def test_detect_molded_works_in_molded_pixels(infer):
