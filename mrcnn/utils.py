@@ -22,12 +22,13 @@ from mrcnn.evaluation import mask_ap
 from mrcnn.modeling import anchors, box_ops
 
 __all__ = [
-    "COCO_MODEL_URL", "Dataset", "batch_slice", "box_refinement", "compute_ap",
+    "COCO_MODEL_URL", "Dataset", "apply_box_deltas", "batch_slice", "box_refinement",
+    "box_refinement_graph", "compute_ap",
     "compute_ap_range", "compute_iou", "compute_matches", "compute_overlaps",
     "compute_overlaps_masks", "compute_recall", "denorm_boxes", "download_trained_weights",
     "expand_mask", "extract_bboxes", "generate_anchors", "generate_pyramid_anchors",
-    "minimize_mask", "non_max_suppression", "norm_boxes", "resize_image", "resize_mask",
-    "unmold_mask",
+    "minimize_mask", "non_max_suppression", "norm_boxes", "resize", "resize_image",
+    "resize_mask", "trim_zeros", "unmold_mask",
 ]
 
 COCO_MODEL_URL = pretrained.COCO_WEIGHTS_URL
@@ -95,6 +96,23 @@ def box_refinement(box, gt_box):
     return box_ops.encode(np.asarray(box, np.float32), np.asarray(gt_box, np.float32)).numpy()
 
 
+def box_refinement_graph(box, gt_box):
+    """`box_refinement` on tensors: float32 [N, 4] deltas. Wraps box_ops.encode."""
+    return box_ops.encode(tf.cast(box, tf.float32), tf.cast(gt_box, tf.float32))
+
+
+def apply_box_deltas(boxes, deltas):
+    """Move boxes [N, 4] by deltas [N, (dy, dx, log(dh), log(dw))] (not
+    scaled by a std dev) -> float32 [N, 4]. Wraps box_ops.decode."""
+    return box_ops.decode(np.asarray(boxes, np.float32), np.asarray(deltas, np.float32)).numpy()
+
+
+def trim_zeros(x):
+    """The rows of x [N, ...] that are not all zero (padding dropped)."""
+    x = np.asarray(x)
+    return x[np.any(x.reshape(len(x), -1) != 0, axis=1)]
+
+
 def norm_boxes(boxes, shape):
     """Pixel boxes -> normalised float32 [N, 4] ((y2, x2) inclusive once
     normalised) of an image of shape (height, width). Wraps
@@ -137,6 +155,18 @@ def generate_pyramid_anchors(scales, ratios, feature_shapes, feature_strides, an
 
 
 # ----------------------------------------------------------- images, masks
+def resize(image, output_shape, order=1, mode="constant", cval=0, clip=True,
+           preserve_range=False, anti_aliasing=False, anti_aliasing_sigma=None):
+    """scikit-image's `transform.resize` with Matterport's defaults (no
+    anti-aliasing), the one Matterport's `resize` wraps."""
+    import skimage.transform
+
+    return skimage.transform.resize(
+        image, output_shape, order=order, mode=mode, cval=cval, clip=clip,
+        preserve_range=preserve_range, anti_aliasing=anti_aliasing,
+        anti_aliasing_sigma=anti_aliasing_sigma)
+
+
 def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square"):
     """Matterport's resize: -> (image, window, scale, padding, crop).
 

@@ -32,6 +32,7 @@ from mrcnn.visualize_matplotlib import (  # noqa: F401  Matterport's names, re-e
     display_weight_stats,
     draw_box,
     draw_boxes,
+    draw_rois,
     plot_overlaps,
     plot_precision_recall,
     random_colors,

@@ -263,6 +263,38 @@ def plot_overlaps(gt_class_ids, pred_class_ids, pred_scores, overlaps, class_nam
 _VISIBILITY = {0: ("gray", "dotted", 0.5), 1: (None, "dotted", 1), 2: (None, "solid", 1)}
 
 
+def draw_rois(image, rois, refined_rois, mask, class_ids, class_names, limit=10):
+    """Up to `limit` ROIs chosen at random (Matterport's inspect view of the
+    heads' targets): each ROI dotted, and for a positive one (class id > 0)
+    its refined box, its class name and its mask pasted into the ROI;
+    negatives faint. rois, refined_rois: [N, 4] pixels; mask: [N, h, w], or
+    [N, h, w, C] (the ROI's class channel is shown). Prints the positive
+    and negative counts of all N, as Matterport does."""
+    from mrcnn import utils
+
+    rois, class_ids = np.asarray(rois), np.asarray(class_ids).reshape(-1)
+    ids = np.arange(len(rois))
+    if len(ids) > limit:
+        ids = np.sort(np.random.choice(ids, limit, replace=False))
+    positive = class_ids[ids] > 0
+    mask = np.asarray(mask)
+    if mask.ndim == 4:
+        mask = mask[ids, :, :, class_ids[ids]]  # [n, h, w]
+    else:
+        mask = mask[ids]
+    full = np.zeros([*image.shape[:2], len(ids)], bool)
+    for k in np.flatnonzero(positive):  # one pasted mask per shown positive
+        full[..., k] = utils.unmold_mask(mask[k], rois[ids[k]].astype(np.int32), image.shape)
+    draw_boxes(image, boxes=rois[ids], refined_boxes=np.asarray(refined_rois)[ids],
+               masks=full, visibilities=np.where(positive, 2, 0),
+               captions=[class_names[c] if c > 0 else "" for c in class_ids[ids]],
+               title=f"ROIs and refined ROIs: {len(ids)} of {len(rois)}")
+    n_pos = int(np.sum(class_ids > 0))
+    print(f"Positive ROIs: {n_pos}")
+    print(f"Negative ROIs: {int(np.sum(class_ids == 0))}")
+    print(f"Positive Ratio: {n_pos / max(len(class_ids), 1):.2f}")
+
+
 def draw_boxes(image, boxes=None, refined_boxes=None, masks=None, captions=None,
                visibilities=None, title="", ax=None):
     """Boxes, their refinements, masks and captions on the image (Matterport's

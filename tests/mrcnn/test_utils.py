@@ -19,6 +19,8 @@ MATTERPORT_NAMES = [
     "compute_ap_range", "resize_image", "resize_mask", "minimize_mask", "expand_mask",
     "unmold_mask", "generate_anchors", "generate_pyramid_anchors", "norm_boxes",
     "denorm_boxes", "batch_slice", "download_trained_weights", "COCO_MODEL_URL",
+    # Not in the list, but public in Matterport's utils too:
+    "apply_box_deltas", "box_refinement_graph", "trim_zeros", "resize",
 ]
 
 
@@ -379,3 +381,29 @@ def test_download_trained_weights_to_any_file_name(tmp_path, monkeypatch, capsys
     assert utils.download_trained_weights(str(target)) == str(target)
     assert urls == [utils.COCO_MODEL_URL] and target.read_bytes() == payload
     assert str(target) in capsys.readouterr().out
+
+
+def test_apply_box_deltas_inverts_box_refinement():
+    box = np.array([[10.0, 20.0, 30.0, 60.0]])
+    gt = np.array([[12.0, 10.0, 36.0, 70.0]])
+    deltas = utils.box_refinement(box, gt)
+    # centre (20, 40) size (20, 40) -> centre (24, 40) size (24, 60)
+    np.testing.assert_allclose(deltas, [[0.2, 0.0, np.log(1.2), np.log(1.5)]], rtol=1e-6)
+    np.testing.assert_allclose(utils.box_refinement_graph(box, gt).numpy(), deltas)
+    np.testing.assert_allclose(utils.apply_box_deltas(box, deltas), gt, rtol=1e-6)
+
+
+def test_trim_zeros_drops_padding_rows():
+    x = np.array([[0, 0, 0, 0], [1, 2, 3, 4], [0, 0, 0, 0], [0, 0, 0, 5]])
+    np.testing.assert_array_equal(utils.trim_zeros(x), [[1, 2, 3, 4], [0, 0, 0, 5]])
+
+
+def test_resize_is_skimage_resize_without_anti_aliasing():
+    image = np.zeros((4, 4), np.float64)
+    image[:2, :2] = 1.0
+    out = utils.resize(image, (2, 2), order=0)
+    np.testing.assert_array_equal(out, [[1.0, 0.0], [0.0, 0.0]])
+    # Samples at x = -0.25, 0.25, 0.75, 1.25; mode "constant" reads cval 0
+    # beyond the edges (Matterport's default), so the ends blend with 0.
+    up = utils.resize(np.array([[0.0, 1.0]]), (1, 4), order=1)
+    np.testing.assert_allclose(up, [[0.0, 0.25, 0.75, 0.75]])

@@ -195,6 +195,27 @@ def test_draw_boxes_refined_masks_captions_visibilities():
         visualize.draw_boxes(image)
 
 
+def test_draw_rois_shows_positives_with_refined_boxes_masks_and_names(capsys):
+    image, boxes, _, _ = _scene()
+    rois = np.concatenate([boxes, [[1, 1, 4, 4]]])
+    class_ids = np.array([1, 2, 0])
+    mask = np.zeros((3, 7, 7, 3), np.float32)  # [N, h, w, C]: each ROI's class channel
+    mask[0, :, :, 1] = 1.0
+    mask[1, :, :, 2] = 1.0
+    mask[1, :, :, 1] = 1.0  # another class's channel: not shown
+    plt.close("all")
+    visualize.draw_rois(image, rois, rois + 1, mask, class_ids, NAMES, limit=10)
+    ax = plt.gca()
+    # 3 ROIs + 2 refined boxes (the negative has none), solid for positives.
+    assert len(_patches(ax, Rectangle)) == 5
+    assert sorted(t.get_text() for t in ax.texts) == ["", "car", "person"]
+    shown = ax.images[0].get_array()
+    assert (shown[10, 10] != 100).any() and (shown[25, 40] != 100).any()  # masks pasted
+    assert (shown[2, 2] == 100).all()  # the negative ROI has no mask
+    assert capsys.readouterr().out.splitlines() == [
+        "Positive ROIs: 2", "Negative ROIs: 1", "Positive Ratio: 0.67"]
+
+
 def test_draw_box_exact_pixels():
     image = np.zeros((10, 10, 3), np.uint8)
     out = visualize.draw_box(image, (2, 3, 6, 7), (255, 0, 0))
