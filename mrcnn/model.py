@@ -307,8 +307,8 @@ class MaskRCNN:
         if verbose:
             log("molded_images", molded)
             log("image_metas", metas)
-            log("anchors", np.broadcast_to(self.get_anchors(molded.shape[1:]),
-                                           (len(molded),) + self._anchor_shape(molded.shape)))
+            anchors = self.get_anchors(molded.shape[1:])
+            log("anchors", np.broadcast_to(anchors, (len(molded),) + anchors.shape))
         if self._infer is None:
             self._infer = tf.function(
                 lambda inputs: self.keras_model(inputs, training=False),
@@ -324,9 +324,6 @@ class MaskRCNN:
                                                molded.shape[1:], windows[i])
             results.append(r)
         return results
-
-    def _anchor_shape(self, batch_shape):
-        return tuple(self.keras_model.anchors(batch_shape[1:3]).shape)
 
     def unmold_detections(self, detections, mrcnn_mask, original_image_shape, image_shape,
                           window):

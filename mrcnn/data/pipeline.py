@@ -220,8 +220,8 @@ def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True,
     if mask_cache is not None and not isinstance(mask_cache, MiniMaskCache):
         mask_cache = MiniMaskCache(mask_cache, config.MINI_MASK_SHAPE)
     # [num images] True where the image's source is not to be augmented.
-    plain = np.array([info["source"] in set(no_augmentation_sources or ())
-                      for info in dataset.image_info], bool)
+    skipped = set(no_augmentation_sources or ())
+    plain = np.array([info["source"] in skipped for info in dataset.image_info], bool)
 
     def augmented(targets, image_id):
         """targets(augmentation), or targets(None) for a plain source's image."""
