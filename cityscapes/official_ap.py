@@ -36,7 +36,8 @@ first minimum region size, infinite distance):
   pixels - inter), matched when strictly greater than the threshold, for
   the thresholds np.arange(0.5, 1., 0.05) exactly as the script builds them
   (0.6000000000000001, 0.7000000000000002, ...: not the rounded decimals);
-* a scored gt matched by several predictions: the highest score is the
+* a scored gt matched by several predictions: the best ranked
+  (`mrcnn.evaluation.ranking`: highest score, then given order) is the
   true positive, each other one a false positive with its own score (the
   script keeps a running maximum and appends the minimum as a false
   positive, which comes to this multiset);
@@ -84,6 +85,7 @@ from cityscapesscripts.helpers.labels import labels as _LABELS
 from cityscapes.labels import EVALUATED_CLASSES, label_by_name
 from cityscapes.rasterize import INSTANCE_FACTOR, label_of_value
 from mrcnn.evaluation import rle
+from mrcnn.evaluation.ranking import rank_order, ranks
 
 # IoU thresholds [T], built as the script builds them.
 OVERLAPS = np.arange(0.5, 1., 0.05)
@@ -164,8 +166,8 @@ def match_image(overlaps, label_ids, scores):
 
     # Scored gts: the best-scoring match is the true positive, others false positives.
     on_scored = match & scored[None, None, :]
-    if len(score):
-        best = np.where(on_scored, score[None, :, None], -np.inf).argmax(axis=1)  # [T, G]
+    if len(score):  # the best ranked match
+        best = np.where(on_scored, ranks(score)[None, :, None], len(score)).argmin(axis=1)
     else:
         best = np.zeros((t, len(gt_class)), np.int64)
     is_best = on_scored & (np.arange(len(score))[None, :, None] == best[:, None, :])
@@ -194,21 +196,23 @@ def match_image(overlaps, label_ids, scores):
 def average_precision(scores, true, hard_fns):
     """The script's AP of one class at one threshold.
 
-    scores [M] float64, true [M] bool over all images; hard_fns: count of
-    missed gts. M = 0 gives 0.0 (the script raises IndexError there).
+    scores [M] float64 (finite: ValueError otherwise), true [M] bool over
+    all images; hard_fns: count of missed gts. M = 0 gives 0.0 (the script
+    raises IndexError there). Precision and recall are read at each
+    distinct score, so the order among equal scores does not matter.
     """
     if len(scores) == 0:
         return 0.0
-    order = np.argsort(scores, kind="stable")
-    sorted_scores = np.asarray(scores, np.float64)[order]
-    cumsum = np.cumsum(np.asarray(true, np.float64)[order])
-    _, first = np.unique(sorted_scores, return_index=True)  # start of each score
-    below = np.concatenate([[0.0], cumsum])[first]  # trues scoring lower
-    tp = cumsum[-1] - below
-    fp = len(sorted_scores) - first - tp
-    fn = below + hard_fns
-    precision = np.append(tp / (tp + fp), 1.0)
-    recall = np.append(tp / (tp + fn), 0.0)
+    order = rank_order(scores)  # best first
+    ranked = np.asarray(scores, np.float64)[order]
+    trues = np.cumsum(np.asarray(true, bool)[order])  # trues among the first i + 1
+    last = np.flatnonzero(np.append(ranked[1:] != ranked[:-1], True))  # of each score
+    tp = trues[last]  # trues scoring >= each distinct score, best first
+    fp = last + 1 - tp
+    fn = trues[-1] - tp + hard_fns
+    # The script's order: distinct scores increasing, then an artificial point.
+    precision = np.append((tp / (tp + fp))[::-1], 1.0)
+    recall = np.append((tp / (tp + fn))[::-1], 0.0)
     widths = np.convolve(np.concatenate([recall[:1], recall, [0.0]]), [-0.5, 0, 0.5], "valid")
     return float(np.dot(precision, widths))
 

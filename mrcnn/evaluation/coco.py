@@ -14,6 +14,10 @@ Detections for "segm" carry only their mask (pycocotools takes the area
 for the small/medium/large split from the mask); detections for "bbox"
 carry only their box (the area is the box's), as in detectron2.
 
+Detections are ranked by `mrcnn.evaluation.ranking` (decreasing score,
+equal scores in their given order): each image's detections go to
+pycocotools in that order, and its sorts (mergesort, stable) keep it.
+
 Summary keys: AP (IoU 0.5:0.95), AP50, AP75, APs, APm, APl, as fractions in
 [0, 1]. pycocotools reports -1 where a figure has no ground truth (no
 small objects, say): those come out as None. With no detection at all
@@ -29,6 +33,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from mrcnn.evaluation import rle
+from mrcnn.evaluation.ranking import rank_order
 
 SUMMARY_KEYS = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 
@@ -46,8 +51,9 @@ class CocoEval:
     def add_image(self, height, width, gt_class_ids, gt_rles, gt_crowd,
                   pred_class_ids, pred_scores, pred_rles, pred_boxes=None):
         """gt_class_ids: [G] 1..C; gt_rles: G RLEs; gt_crowd: [G] bool;
-        pred_class_ids, pred_scores: [D]; pred_rles: D RLEs; pred_boxes:
-        [D, (y1, x1, y2, x2)] pixels, or None to use the masks' boxes.
+        pred_class_ids, pred_scores: [D] (finite: ValueError otherwise);
+        pred_rles: D RLEs; pred_boxes: [D, (y1, x1, y2, x2)] pixels, or None
+        to use the masks' boxes.
         Returns the image's COCO id."""
         image_id = len(self._images) + 1
         self._images.append({"id": image_id, "height": int(height), "width": int(width)})
@@ -66,8 +72,10 @@ class CocoEval:
             else:
                 y1, x1, y2, x2 = np.asarray(pred_boxes, np.float64).reshape(-1, 4).T
                 boxes = np.stack([x1, y1, x2 - x1, y2 - y1], axis=1)
-            for c, s, r, b in zip(pred_class_ids, pred_scores, pred_rles, boxes):
-                self._dt.append((image_id, int(c), float(s), r, [float(v) for v in b]))
+            # In the one ranking order; pycocotools' stable sorts keep it.
+            for i in rank_order(pred_scores):
+                self._dt.append((image_id, int(pred_class_ids[i]), float(pred_scores[i]),
+                                 pred_rles[i], [float(v) for v in boxes[i]]))
         return image_id
 
     def result(self):

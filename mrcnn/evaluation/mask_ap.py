@@ -5,7 +5,8 @@ Shape shorthand:
     image, in decreasing score order; T: IoU thresholds; C: classes
     HW: pixels of an image
 
-For one image, detections are taken in decreasing score order; each is
+For one image, detections are taken in decreasing score order (equal
+scores in their given order: `mrcnn.evaluation.ranking`); each is
 matched to the unmatched ground truth of the same class with the highest
 mask IoU, if that IoU is >= the threshold. AP is the area under the
 precision/recall curve with all-point interpolation (precision made
@@ -39,6 +40,8 @@ chunk of images at a time.
 
 import numpy as np
 import tensorflow as tf
+
+from mrcnn.evaluation.ranking import rank_order
 
 # Matterport's IoU sweep: 0.5, 0.55, ..., 0.95.
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
@@ -147,11 +150,12 @@ class MatterportEval:
 
     def add_image(self, key, gt_class_ids, pred_class_ids, pred_scores, iou):
         """gt_class_ids: [G] (crowds, ids <= 0, are dropped); pred_class_ids,
-        pred_scores: [D]; iou: [G, D] mask IoU of each pair."""
+        pred_scores: [D] (finite: ValueError otherwise); iou: [G, D] mask
+        IoU of each pair."""
         gt_class_ids = np.asarray(gt_class_ids).reshape(-1)
         iou = np.asarray(iou, np.float32).reshape(len(gt_class_ids), len(pred_scores))
         keep = gt_class_ids > 0
-        order = np.argsort(-np.asarray(pred_scores, np.float64), kind="stable")
+        order = rank_order(pred_scores)
         self._images.append((key, gt_class_ids[keep], np.asarray(pred_class_ids)[order],
                              np.asarray(pred_scores, np.float64)[order], iou[keep][:, order],
                              order))
@@ -216,7 +220,7 @@ def _pooled_curves(scores, hits, total_gt, thresholds):
         return {threshold_key(t): (np.zeros(0), np.zeros(0)) for t in thresholds}
     scores = np.concatenate(scores)
     hits = np.concatenate(hits, axis=1)  # [T, N]
-    order = np.argsort(-scores, kind="stable")
+    order = rank_order(scores)
     tp = np.cumsum(hits[:, order], axis=1)
     n = np.arange(1, len(order) + 1)
     return {threshold_key(t): (tp[i] / n, tp[i] / total_gt) for i, t in enumerate(thresholds)}
