@@ -23,6 +23,10 @@ from pycocotools import mask as mask_utils
 
 from mrcnn.data.label_image import present_values
 
+# pycocotools writes the difference of two 32-bit counts in at most 7
+# characters of 5 bits; a longer number is no RLE (and could overflow).
+MAX_NUMBER_CHARS = 7
+
 
 def encode(masks):
     """Compressed RLEs of masks [H, W, N] bool -> list of N dicts with
@@ -51,6 +55,72 @@ def for_pycocotools(rle):
         return mask_utils.frPyObjects(rle, *rle["size"])
     return {"size": list(rle["size"]),
             "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+
+
+def problems(rles):
+    """What is wrong with each of N RLEs, all checked at once.
+
+    rles: dicts whose "size" is [H, W] (ints) and "counts" a compressed
+    string or a list (uncompressed RLE). A valid string holds only COCO's
+    characters ('0' to 'o'), each number in at most MAX_NUMBER_CHARS of
+    them, and ends with a number's last character; a valid list holds whole
+    numbers. Every run length is >= 0 and together they cover the H * W
+    pixels exactly. Returns {index: one-line problem} of the invalid RLEs,
+    in index order.
+    """
+    out = {}
+    for i, r in enumerate(rles):
+        if isinstance(r["counts"], (list, tuple)) and not all(
+                type(v) is int and abs(v) < 2 ** 53 for v in r["counts"]):
+            out[i] = "RLE counts hold something else than whole numbers"
+    strings = [i for i, r in enumerate(rles) if not isinstance(r["counts"], (list, tuple))]
+    encoded = [c.encode("utf-8", "surrogatepass") if isinstance(c, str) else bytes(c)
+               for c in (rles[i]["counts"] for i in strings)]
+    lengths = np.array([len(c) for c in encoded], np.int64)  # [strings]
+    chars = np.frombuffer(b"".join(encoded), np.uint8).astype(np.int64) - 48  # [chars]
+    string_of_char = np.repeat(np.arange(len(strings)), lengths)
+    for mask, problem in (
+            ((chars < 0) | (chars > 63),
+             "RLE counts hold characters outside COCO's alphabet ('0' to 'o')"),
+            (_unfinished_numbers(chars, lengths), "RLE counts end in the middle of a number"),
+            (_long_numbers(chars, lengths),
+             f"RLE counts hold a number of more than {MAX_NUMBER_CHARS} characters")):
+        for k in np.unique(string_of_char[mask]):
+            out.setdefault(strings[k], problem)
+    valid = [i for i in range(len(rles)) if i not in out]
+    counts, owner = counts_of([rles[i] for i in valid])  # [C]; owner: index in valid
+    for k in np.unique(owner[counts < 0]):
+        out[valid[k]] = "RLE has a negative run length"
+    bounds = np.concatenate([[0], np.searchsorted(owner, np.arange(len(valid)), "right")])
+    totals = np.diff(np.concatenate([[0], np.cumsum(counts)])[bounds])  # [valid]
+    for k, i in enumerate(valid):
+        h, w = (int(v) for v in rles[i]["size"])
+        if i not in out and totals[k] != h * w:
+            side = "go past the end of" if totals[k] > h * w else "stop short of"
+            out[i] = (f"RLE runs {side} the image: they cover {int(totals[k])} pixels, "
+                      f"its size {h} x {w} has {h * w}")
+    return dict(sorted(out.items()))
+
+
+def _unfinished_numbers(chars, lengths):
+    """[chars] bool: the last character of each string, where its last
+    number goes on (the continuation bit 0x20 is set)."""
+    out = np.zeros(len(chars), bool)
+    last = np.cumsum(lengths)[lengths > 0] - 1
+    out[last] = (chars[last] & 0x20) != 0
+    return out
+
+
+def _long_numbers(chars, lengths):
+    """[chars] bool: the characters after the first MAX_NUMBER_CHARS of a
+    number (numbers restart at each string's start)."""
+    if chars.size == 0:
+        return np.zeros(0, bool)
+    position = np.arange(len(chars))
+    first = np.zeros(len(chars), bool)  # a number's first character
+    first[1:] = (chars[:-1] & 0x20) == 0
+    first[(np.cumsum(lengths) - lengths)[lengths > 0]] = True
+    return position - np.maximum.accumulate(np.where(first, position, 0)) >= MAX_NUMBER_CHARS
 
 
 def counts_of(rles):

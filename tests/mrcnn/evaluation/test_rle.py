@@ -108,3 +108,41 @@ def test_overlap_counts_of_negative_values_and_thin_images():
         masks = rng.random(shape + (3,)) < 0.5
         out = rle.overlap_counts(labels, rle.encode(masks))
         np.testing.assert_array_equal(out["intersection"], brute_force(labels, masks)[1])
+
+
+def test_problems_accepts_valid_rles_of_both_kinds():
+    rng = np.random.default_rng(1)
+    rles = rle.encode(random_masks(rng, 37, 53, 12))
+    rles.append({"size": [4, 5], "counts": [3, 4, 0, 2, 11]})
+    rles.append({"size": [4, 5], "counts": [20]})
+    assert rle.problems(rles) == {}
+    assert rle.problems([]) == {}
+
+
+def test_problems_names_each_bad_rle():
+    good = rle.encode(np.ones((4, 5, 1), bool))[0]  # 20 foreground pixels
+    bad = {
+        1: ("0" + good["counts"] + "~", "outside COCO's alphabet"),
+        2: ("0" + good["counts"] + "é", "outside COCO's alphabet"),
+        3: (good["counts"] + "o", "end in the middle of a number"),  # 'o': continuation bit
+        4: ("o" * 7 + "0", "more than 7 characters"),
+        5: ("O", "negative run length"),  # 'O' is -1
+        6: ([0, 21], "go past the end of the image: they cover 21 pixels, its size 4 x 5 has"),
+        7: ([0, 19], "stop short of the image"),
+        8: ("", "stop short of the image: they cover 0 pixels"),
+        9: ([0, True], "something else than whole numbers"),
+        10: ([0, 2.5], "something else than whole numbers"),
+        11: ([0, 10 ** 30], "something else than whole numbers"),
+        12: ([-1, 21], "negative run length"),
+    }
+    rles = [good] + [{"size": [4, 5], "counts": c} for c, _ in bad.values()] + [good]
+    found = rle.problems(rles)
+    assert list(found) == list(bad)
+    for i, (_, message) in bad.items():
+        assert message in found[i], (i, found[i])
+
+
+def test_an_unfinished_number_does_not_spill_into_the_next_rle():
+    good = rle.encode(np.eye(6, dtype=bool)[..., None])[0]
+    assert rle.problems([dict(good, counts=good["counts"] + "o"), good, good]) == {
+        0: "RLE counts end in the middle of a number"}
