@@ -181,7 +181,20 @@ def prepare(options):
         raise UsageError(f"--dataset {root}: {e}")
     dataset.prepare()
     ids = list(dataset.image_ids[:o.images] if o.images else dataset.image_ids)
+    if o.predictions:
+        models[-1]["predictions"] = _read_predictions(o.predictions, dataset, models[-1])
     return Plan(o, root, dataset, ids, models)
+
+
+def _read_predictions(path, dataset, model):
+    """{stem: predictions} of a --predictions file, checked against the
+    split's images (all of them, also with --images N: entries of the
+    images not scored are left out) and the model's classes."""
+    sizes = {info["id"]: (info["height"], info["width"]) for info in dataset.image_info}
+    try:
+        return predictions.read_coco_results(path, sizes, len(model["classes"]))
+    except predictions.PredictionsError as e:
+        raise UsageError(str(e))
 
 
 def _default_name(spec, path, index):
@@ -272,14 +285,8 @@ def _predictions(plan, model, ids, stems, log):
     """(stem, image_id, predictions, proposals or None) per image."""
     dataset = plan.dataset
     if model["config"] is None:
-        sizes = {s: (dataset.image_info[i]["height"], dataset.image_info[i]["width"])
-                 for s, i in zip(stems, ids)}
-        try:
-            by_stem = predictions.read_coco_results(model["path"], sizes, len(model["classes"]))
-        except predictions.PredictionsError as e:
-            raise UsageError(str(e))
         for stem, image_id in zip(stems, ids):
-            yield stem, image_id, by_stem[stem], None
+            yield stem, image_id, model["predictions"][stem], None
         return
     net = _inference_model(model)
     for n, (stem, image_id, preds, proposals) in enumerate(

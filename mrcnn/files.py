@@ -45,3 +45,5 @@ def read_json(path):
         raise ValueError(f"{path}: cannot read it ({e.strerror or e})") from None
     except ValueError as e:
         raise ValueError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise ValueError(f"{path}: not valid JSON (nested too deeply)") from None

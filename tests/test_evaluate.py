@@ -109,7 +109,7 @@ def test_empty_predictions_score_zero(root, tmp_path, capsys):
 
 @pytest.mark.parametrize("change, message", [
     (lambda e: dict(e, image_id="nowhere_000000_000000"), "nowhere_000000_000000"),
-    (lambda e: dict(e, category_id=11), "unknown category ids 11"),
+    (lambda e: dict(e, category_id=11), "entry 0: category_id 11 is not a class id 1..10"),
     (lambda e: dict(e, segmentation=dict(e["segmentation"], size=[10, 10])), "size"),
 ])
 def test_bad_predictions_exit_2_naming_the_problem(root, tmp_path, capsys, change, message):
