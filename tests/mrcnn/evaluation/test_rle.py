@@ -146,3 +146,13 @@ def test_an_unfinished_number_does_not_spill_into_the_next_rle():
     good = rle.encode(np.eye(6, dtype=bool)[..., None])[0]
     assert rle.problems([dict(good, counts=good["counts"] + "o"), good, good]) == {
         0: "RLE counts end in the middle of a number"}
+
+
+def test_problems_in_chunks_keep_the_indices(monkeypatch):
+    monkeypatch.setattr(rle, "CHECK_CHUNK", 3)
+    good = rle.encode(np.eye(6, dtype=bool)[..., None])[0]
+    rles = [good] * 10
+    rles[4] = dict(good, counts="~")
+    rles[9] = dict(good, counts=[37])
+    assert rle.problems(rles) == {4: "RLE counts hold characters outside COCO's alphabet "
+                                     "('0' to 'o')", 9: rle.problems([rles[9]])[0]}
