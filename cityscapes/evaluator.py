@@ -36,6 +36,7 @@ from cityscapes.dataset import CityscapesDataset
 from cityscapes.labels import INSTANCE_CLASSES, ClassMap
 from cityscapes.rasterize import CityscapesDataError
 from cli import UsageError
+from mrcnn import staging
 
 
 @dataclasses.dataclass
@@ -210,7 +211,7 @@ def run(plan, log=print):
     o = plan.options
     if not o.report:
         return _score_all(plan, None, log)
-    with report.staged(o.report) as folder:
+    with staging.staged(o.report, log=log) as folder:
         return _score_all(plan, folder, log)
 
 

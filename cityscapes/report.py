@@ -21,19 +21,16 @@ truth green, missed ground truth red, false positives blue), and the top
 was run (not for a predictions file). Labels and lines scale with the
 image size (mrcnn/visualize.py).
 
-The report (and --export's files) is built in a temporary folder beside
-the report folder and moved into place at the end (`staged`), so an
-interrupted evaluation leaves the previous report (or none), never half
-of one.
+The report (and --export's files) is built in a staging folder beside
+the report folder and moved into place at the end (`mrcnn.staging`), so
+an interrupted evaluation leaves the previous report (or none), never
+half of one; the staging folder of a killed run is removed by the next.
 """
 
-import contextlib
 import csv
 import io
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 from PIL import Image
@@ -51,29 +48,6 @@ PROPOSALS_DRAWN = 50  # the best ones: all 300 hide the image
 def public(entry):
     """A result entry without its "_details"."""
     return {k: v for k, v in entry.items() if not k.startswith("_")}
-
-
-@contextlib.contextmanager
-def staged(folder):
-    """A temporary folder beside `folder` that replaces it (as a whole) when
-    the block ends without an exception, and is deleted otherwise."""
-    folder = os.path.abspath(folder)
-    parent = os.path.dirname(folder)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=os.path.basename(folder) + ".partial-", dir=parent)
-    try:
-        yield tmp
-        old = None
-        if os.path.exists(folder):
-            old = tempfile.mkdtemp(prefix=os.path.basename(folder) + ".old-", dir=parent)
-            os.rmdir(old)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_report(folder, results, dataset, pictures):

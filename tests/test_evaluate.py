@@ -139,6 +139,19 @@ def test_interrupted_report_leaves_the_previous_one(root, tmp_path, capsys, monk
     assert sorted(os.listdir(tmp_path)) == sorted(["e.json", "preds.json", "rep"])
 
 
+def test_a_killed_runs_partial_report_is_removed_by_the_next_run(root, tmp_path, capsys):
+    # What a SIGKILLed evaluate.py leaves (unlocked: its process is gone).
+    stale = tmp_path / "rep.partial-k1ll3d00"
+    (stale / "new").mkdir(parents=True)
+    (stale / "new" / "report.json").write_text("{")
+    code, captured = run(capsys, "--dataset", root, "--predictions",
+                         write(tmp_path, perfect_results(root)), "--report",
+                         str(tmp_path / "rep"), "--samples", "0")
+    assert code == 0
+    assert "Removed rep.partial-k1ll3d00, the staging folder of an interrupted run" in captured.out
+    assert sorted(os.listdir(tmp_path)) == ["preds.json", "rep"]
+
+
 def test_coco_export_round_trip(root, tmp_path, capsys):
     path = write(tmp_path, perfect_results(root))
     assert run(capsys, "--dataset", root, "--predictions", path, "--export", "coco",
