@@ -23,6 +23,10 @@ Who uses it:
   recall only at each distinct score (as the official script does: all
   detections scoring >= the score count), so the order among equal scores
   does not change its AP; in the other two protocols it does.
+
+Not here, on purpose: `mrcnn.utils.compute_matches` / `compute_ap`, the
+Matterport API kept for compatibility, rank as Matterport's code does
+(`argsort()[::-1]`: equal scores later index first).
 """
 
 import numpy as np
