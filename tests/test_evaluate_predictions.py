@@ -33,28 +33,20 @@ def entries(root):
     return out
 
 
-def run(capsys, path, *extra):
+def run(capsys, root, path, *extra):
     """evaluate.py in this process -> (exit code, stdout, stderr)."""
     try:
-        code = evaluate.main(["--dataset", ROOT[0], "--predictions", str(path), "--samples",
-                              "0", *extra])
+        code = evaluate.main(["--dataset", root, "--predictions", str(path), "--samples", "0",
+                              *extra])
     except SystemExit as e:
         code = e.code
     out, err = capsys.readouterr()
     return code, out, err
 
 
-ROOT = []
-
-
-@pytest.fixture(autouse=True)
-def _root(root):
-    ROOT[:] = [root]
-
-
 def write(tmp_path, entries, name="p.json"):
     path = tmp_path / name
-    path.write_text(json.dumps(entries))  # NaN and Infinity as JSON5 words, as Python writes them
+    path.write_text(json.dumps(entries))  # NaN, Infinity as Python writes them (not standard JSON)
     return path
 
 
@@ -90,24 +82,25 @@ def _issue_case(name):
     ("NaN", "score NaN is not finite"),
     ("Infinity", "score Infinity is not finite"),
 ])
-def test_issue_cases_stop_with_exit_2_naming_the_entry(tmp_path, capsys, entries, name,
-                                                        problem):
+def test_issue_cases_stop_with_exit_2_naming_the_entry(tmp_path, capsys, root, entries,
+                                                        name, problem):
     bad = copy.deepcopy(entries)
     _issue_case(name)(bad[2])
     path = write(tmp_path, bad)
-    code, out, err = run(capsys, path, "--report", str(tmp_path / "rep"))
+    code, out, err = run(capsys, root, path, "--report", str(tmp_path / "rep"))
     assert_one_line_error(code, out, err)
     assert f"{path}: entry 2: {problem}" in err
     assert not (tmp_path / "rep").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]  # no partial report
 
 
-def test_a_valid_file_scores_and_images_limits_the_images_scored(tmp_path, capsys, entries):
+def test_a_valid_file_scores_and_images_limits_the_images_scored(tmp_path, capsys, root,
+                                                                  entries):
     path = write(tmp_path, entries)
-    code, out, err = run(capsys, path)
+    code, out, err = run(capsys, root, path)
     assert code == 0 and "AP@0.5 100.0" in out and "over 3 images" in out, (out, err)
     # Entries of images beyond --images are checked, not scored.
-    code, out, err = run(capsys, path, "--images", "2")
+    code, out, err = run(capsys, root, path, "--images", "2")
     assert code == 0 and "AP@0.5 100.0" in out and "over 2 images" in out, (out, err)
 
 
@@ -195,7 +188,7 @@ def mutate(rng, entries):
     return f"{kind} of entry {i} at {key!r}"
 
 
-def test_random_mutations_exit_0_or_2_with_one_line_never_a_traceback(tmp_path, capsys,
+def test_random_mutations_exit_0_or_2_with_one_line_never_a_traceback(tmp_path, capsys, root,
                                                                         entries):
     rng = random.Random(17)
     codes, failures = {0: 0, 2: 0}, []
@@ -204,7 +197,7 @@ def test_random_mutations_exit_0_or_2_with_one_line_never_a_traceback(tmp_path, 
         changes = [mutate(rng, mutated) for _ in range(rng.choice([1, 1, 2, 3]))]
         path = write(tmp_path, mutated)
         try:
-            code, out, err = run(capsys, path)
+            code, out, err = run(capsys, root, path)
         except (ValueError, TypeError, KeyError, IndexError, AttributeError,
                 ArithmeticError, RuntimeError) as e:  # a crash: what the test looks for
             failures.append((trial, changes, f"{type(e).__name__}: {e}"))
