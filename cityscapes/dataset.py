@@ -32,6 +32,7 @@ from cityscapes import rasterize, splits
 from cityscapes.labels import INSTANCE_CLASSES, ClassMap
 from cityscapes.rasterize import CityscapesDataError
 from mrcnn.data.dataset import Dataset
+from mrcnn.data.image_check import BadImageError
 
 logger = logging.getLogger(__name__)
 
@@ -74,13 +75,13 @@ class CityscapesDataset(Dataset):
         self.class_map = classes if isinstance(classes, ClassMap) else ClassMap(classes)
         for i, name in enumerate(self.class_map.names, start=1):
             self.add_class(SOURCE, i, name)
-        self.skipped = []
         self.num_without_instances = 0
         self.load_report = {}
 
     # ---------------------------------------------------------------- loading
     def load_cityscapes(self, root=None, split="train", annotations="auto",
-                        skip_bad=False, subset=None, seed=0, resplit=None):
+                        skip_bad=False, subset=None, seed=0, resplit=None, verify=True,
+                        decode_cache=None, workers=None):
         """Register the images of one split, checking each one.
 
         root: the folder holding leftImg8bit/ and gtFine/; default
@@ -107,18 +108,26 @@ class CityscapesDataset(Dataset):
             defaults): pools the official train and val images and keeps
             the new split named by `split`. It depends on the file names
             only, not on which images turn out bad.
+        verify: decode every image PNG (and instanceIds PNG) in full
+            (`Dataset.verify_images`), so a truncated file is found now,
+            not in the middle of training. False: headers only.
+        decode_cache: None, or the file (or an image_check.DecodeCache)
+            remembering the files that decoded fine by path, size and
+            mtime, so that a second load decodes only what changed.
+        workers: decoding threads (default one per CPU).
 
-        Checks, without decoding images: the image PNG exists and its
-        header reads; the annotation exists (with "auto": the JSON or the
-        PNG; the error for an image with neither names both files) and
-        parses (JSON: keys, polygons of >= 3 points, known labels; PNG:
-        header); the image size equals the annotation's. Images without
+        Checks: the image PNG exists and its header reads; the annotation
+        exists (with "auto": the JSON or the PNG; the error for an image
+        with neither names both files) and parses (JSON: keys, polygons of
+        >= 3 points, known labels; PNG: header); the image size equals the
+        annotation's; then (verify) the PNGs decode in full. Images without
         instances are kept and counted: for polygons, no drawn non-group
         object of a class in the ClassMap (an instance hidden by later
         polygons still counts); for instanceIds it is not known without
         decoding the PNGs, so the count is None when any image used one.
 
-        Returns the load report (also `self.load_report`): {"images":
+        Returns the load report (also `self.load_report`; the decoding's
+        is `self.verify_report`): {"images":
         number added, "skipped": number left out, "without_instances":
         number or None, "annotations": the kind every added image used
         ("polygons" or "instanceIds"), "mixed" when both were used, or the
@@ -131,12 +140,11 @@ class CityscapesDataset(Dataset):
         root = _dataset_root(root)
         candidates = _candidates(root, split, resplit, subset, seed)
 
-        skipped, without = [], 0
-        sources = dict.fromkeys(ANNOTATION_KINDS, 0)
+        skipped, has_instances, first = [], {}, len(self.image_info)
         for item in candidates:
             ann_base = os.path.join(root, "gtFine", item["split"], item["city"], item["stem"])
             try:
-                height, width, kind, ann_path, has_instances = _check_image(
+                height, width, kind, ann_path, has_instances[item["stem"]] = _check_image(
                     item["path"], ann_base, annotations, self.class_map)
             except CityscapesDataError as e:
                 if not skip_bad:
@@ -146,14 +154,22 @@ class CityscapesDataset(Dataset):
             self.add_image(SOURCE, image_id=item["stem"], path=item["path"],
                            annotation=ann_path, annotation_kind=kind, city=item["city"],
                            height=height, width=width)
-            sources[kind] += 1
-            without += has_instances is False
-        if sources["instanceIds"]:
-            without = None
+        self.skipped.extend(skipped)
+        if verify:
+            try:
+                report = self.verify_images(range(first, len(self.image_info)), skip_bad,
+                                            decode_cache, workers)
+            except BadImageError as e:
+                raise CityscapesDataError(e.path, e.reason) from None
+            skipped += report["skipped"]
+        added = self.image_info[first:]
+        sources = {kind: sum(info["annotation_kind"] == kind for info in added)
+                   for kind in ANNOTATION_KINDS}
+        without = None if sources["instanceIds"] else sum(
+            has_instances[info["id"]] is False for info in added)
         used = [kind for kind, n in sources.items() if n]
         summary = used[0] if len(used) == 1 else "mixed" if used else annotations
-        added = sum(sources.values())
-        self.skipped.extend(skipped)
+        added = len(added)
         self.num_without_instances = without
         self.load_report = {"images": added, "skipped": len(skipped),
                             "without_instances": without, "annotations": summary,
@@ -194,6 +210,21 @@ class CityscapesDataset(Dataset):
         read or its size is not the image's."""
         info = self.image_info[image_id]
         return rasterize.read_id_image(info["annotation"], info["height"], info["width"])
+
+    def image_files(self, image_id):
+        """The image PNG, and the instanceIds PNG when the masks come from
+        one: the files `check_image` decodes (the polygons JSON is parsed
+        in full at every load already)."""
+        info = self.image_info[image_id]
+        if info["source"] != SOURCE or info["annotation_kind"] != "instanceIds":
+            return super().image_files(image_id)
+        return [info["path"], info["annotation"]]
+
+    def check_image(self, image_id):
+        """Decode the image, and its instanceIds PNG, in full; an error names the file."""
+        super().check_image(image_id)
+        if self.image_files(image_id)[1:]:
+            self.load_instance_ids(image_id)
 
     def cache_version(self, image_id):
         """A key that changes when load_mask's output may change.

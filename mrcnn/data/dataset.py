@@ -20,9 +20,14 @@ several datasets can be merged. In `load_mask()`, a negative class id marks
 a crowd region (a group of objects annotated as one mask, as in COCO
 `iscrowd`): it is not a training target, and anchors / proposals that
 overlap it are neither positives nor negatives.
+
+`verify_images()` decodes every image once in full before training
+(mrcnn/data/image_check.py), so a truncated file is an error, or a
+skipped and listed image (`skipped`), before a model is built.
 """
 
 import logging
+import os
 
 import numpy as np
 from PIL import Image
@@ -39,6 +44,9 @@ class Dataset:
         self.image_info = []
         self.class_info = [{"source": "", "id": 0, "name": "BG"}]
         self.source_class_ids = {}
+        # (path, reason) of the images left out as bad (verify_images(skip_bad=True)).
+        self.skipped = []
+        self.verify_report = None
 
     # ------------------------------------------------------------ registering
     def add_class(self, source, class_id, class_name):
@@ -124,6 +132,47 @@ class Dataset:
             raise FileNotFoundError(f"image {image_id}: no such file: {path}") from e
         except OSError as e:
             raise OSError(f"image {image_id}: cannot read image file {path}: {e}") from e
+
+    # ------------------------------------------------------------ checking
+    def image_files(self, image_id):
+        """The files `check_image` reads, by which `verify_images` remembers
+        a good image: the image's "path" when it is a file name, else none
+        (images generated in memory are not checked). Override to add, e.g.,
+        annotation images."""
+        path = self.image_info[image_id].get("path")
+        return [path] if isinstance(path, (str, os.PathLike)) else []
+
+    def check_image(self, image_id):
+        """Decode the image in full (`load_image`); raise what it raises for a
+        bad file (OSError, ValueError, ...). Override to decode more."""
+        self.load_image(image_id)
+
+    def verify_images(self, image_ids=None, skip_bad=False, cache=None, workers=None):
+        """Decode every image once in full (`check_image`), in threads, those a
+        decode cache does not know; call it before `prepare()` (after it,
+        prepare() runs again, and image ids after a skipped image change).
+
+        image_ids: indices into image_info (default all). skip_bad: False
+        raises image_check.BadImageError naming the first bad file; True
+        leaves bad images out and adds them to `skipped` as (path, reason).
+        cache: None, an image_check.DecodeCache or its file, remembering
+        good files by path, size and mtime. -> `verify_report`: {"images",
+        "decoded", "cached", "skipped": [(path, reason)], "seconds"}.
+        """
+        from mrcnn.data import image_check
+
+        ids = range(len(self.image_info)) if image_ids is None else image_ids
+        report = image_check.verify(self, ids, cache=cache, workers=workers, skip_bad=skip_bad)
+        bad = report.pop("bad")
+        report["skipped"] = [(path, reason) for _, path, reason in bad]
+        if bad:
+            gone = {image_id for image_id, _, _ in bad}
+            self.image_info = [info for i, info in enumerate(self.image_info) if i not in gone]
+            self.skipped.extend(report["skipped"])
+            if hasattr(self, "num_images"):
+                self.prepare()
+        self.verify_report = report
+        return report
 
     def cache_version(self, image_id):
         """A string that changes whenever `load_mask(image_id)` would change.

@@ -275,14 +275,67 @@ def test_skip_bad_summary_is_one_line_for_many(root, caplog):
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 1
 
 
-def test_truncated_png_fails_in_load_image_naming_it(root):
-    p = paths(root, "train", "aachen", "aachen_000000_000019")["image"]
-    data = p.read_bytes()
-    p.write_bytes(data[: len(data) // 2])  # the header (and size) still reads
-    ds = load(root, split="train")
+def truncate(path):
+    """Keep the first half of a file: its header (and size) still read."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_truncated_png_is_found_at_load_time_naming_it(root):
+    p = paths(root, "train", "aachen", "aachen_000001_000019")["image"]
+    truncate(p)
+    with pytest.raises(CityscapesDataError, match=f"{p}: cannot be decoded: image file is "
+                                                  "truncated"):
+        load(root, split="train")
+    ds = load(root, split="train", verify=False)  # headers only: found when read
     with pytest.raises(OSError) as info:
-        ds.load_image(0)
+        ds.load_image(1)
     assert str(p) in str(info.value)
+
+
+def test_truncated_images_are_skipped_counted_and_named(root, caplog):
+    image = paths(root, "train", "aachen", "aachen_000001_000019")["image"]
+    ids_png = paths(root, "train", "bochum", "bochum_000000_000019")["instanceIds"]
+    truncate(image)
+    truncate(ids_png)
+    with pytest.raises(CityscapesDataError, match=f"{image}: "):  # the first bad one
+        load(root, split="train", annotations="instanceIds")
+    with caplog.at_level(logging.WARNING, logger="cityscapes.dataset"):
+        ds = load(root, split="train", annotations="instanceIds", skip_bad=True)
+    assert ds.load_report["images"] == 3 and ds.load_report["skipped"] == 2
+    assert ds.num_images == 3 and [p for p, _ in ds.skipped] == [str(image), str(ids_png)]
+    assert all("truncated" in reason for _, reason in ds.skipped)
+    assert ds.load_report["sources"] == {"polygons": 0, "instanceIds": 3}
+    assert "skipped 2 of 5" in caplog.records[-1].getMessage()
+    for i in ds.image_ids:  # the ids after a skipped image moved up: nothing bad is left
+        assert ds.load_image(i).shape[:2] == ds.load_mask(i)[0].shape[:2]
+    # polygons: the JSONs are not images; only the image file is bad
+    ds = load(root, split="train", skip_bad=True)
+    assert [p for p, _ in ds.skipped] == [str(image)]
+    assert ds.load_report["without_instances"] == 0  # the empty street was the skipped image
+
+
+def test_decode_cache_decodes_each_good_file_once(root, tmp_path, monkeypatch):
+    decoded = []
+    check = CityscapesDataset.check_image
+    monkeypatch.setattr(CityscapesDataset, "check_image",
+                        lambda self, i: decoded.append(self.image_info[i]["id"]) or check(self, i))
+    cache = tmp_path / "decoded.json"
+    first = load(root, split="train", annotations="instanceIds", decode_cache=cache)
+    assert len(decoded) == 5 and first.verify_report["decoded"] == 5
+    again = load(root, split="train", annotations="instanceIds", decode_cache=cache)
+    assert len(decoded) == 5 and again.verify_report == {
+        "images": 5, "decoded": 0, "cached": 5, "skipped": [],
+        "seconds": again.verify_report["seconds"]}
+    # A changed file (size or mtime) is decoded again, and a bad one every time.
+    ids_png = paths(root, "train", "bochum", "bochum_000001_000019")["instanceIds"]
+    os.utime(ids_png, ns=(1, 1))
+    load(root, split="train", annotations="instanceIds", decode_cache=cache)
+    assert decoded[5:] == ["bochum_000001_000019"]
+    truncate(paths(root, "train", "aachen", "aachen_000000_000019")["image"])
+    for _ in range(2):
+        load(root, split="train", annotations="instanceIds", decode_cache=cache, skip_bad=True)
+    assert decoded[6:] == ["aachen_000000_000019"] * 2
 
 
 def test_load_mask_names_annotation_changed_after_loading(root):
