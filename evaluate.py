@@ -16,6 +16,7 @@ import dataclasses
 import sys
 
 import cli
+from cityscapes import options
 from cityscapes.export import FORMATS
 from mrcnn.config import BACKBONES
 
@@ -49,6 +50,7 @@ def build_parser():
     a("--legacy_matterport", action="store_true", default=None,
       help="match as Matterport's compute_matches does (a ground truth taken by the "
            "top-scoring detection can be matched again); for comparison only")
+    options.add_flags(p, ("skip_bad", "decode_cache"))  # as train.py's
     return p
 
 

@@ -13,7 +13,10 @@ TensorFlow work beyond the matching).
 
 Every check on the user's input happens in `prepare`, before a model is
 built, and fails with `cli.UsageError` (evaluate.py prints it on one line
-and exits with 2).
+and exits with 2); the split's images are decoded once in full there
+(remembered in the --decode_cache file), and --skip_bad leaves bad ones
+out: they are not scored, and are named in the log and the report
+folder's skipped.json.
 
 `mask_ap50(model, dataset, image_ids)` is the headline number alone (val
 mask AP@0.5, Matterport's per-image protocol) through the same code as a
@@ -34,9 +37,11 @@ from cityscapes import export, options, predictions, report, scoring
 from cityscapes.config import CityscapesConfig
 from cityscapes.dataset import CityscapesDataset
 from cityscapes.labels import INSTANCE_CLASSES, ClassMap
+from cityscapes.options import decode_cache as decode_cache_file
 from cityscapes.rasterize import CityscapesDataError
 from cli import UsageError
 from mrcnn import staging
+from mrcnn.engine import skipped
 
 
 @dataclasses.dataclass
@@ -60,6 +65,8 @@ class EvalOptions:
     backbone: str = None
     image_min_dim: int = None
     image_max_dim: int = None
+    skip_bad: bool = False
+    decode_cache: str = options.DECODE_CACHE  # or "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,9 +184,11 @@ def prepare(options):
         raise UsageError(f"--classes: {e}")
     dataset = CityscapesDataset(INSTANCE_CLASSES)
     try:
-        dataset.load_cityscapes(root, o.split, annotations=o.annotations)
+        dataset.load_cityscapes(root, o.split, annotations=o.annotations, skip_bad=o.skip_bad,
+                                decode_cache=decode_cache_file(o))
     except CityscapesDataError as e:
-        raise UsageError(f"--dataset {root}: {e}")
+        raise UsageError(f"--dataset {root}: {e}"
+                         + ("" if o.skip_bad else " (--skip_bad leaves bad images out)"))
     dataset.prepare()
     ids = list(dataset.image_ids[:o.images] if o.images else dataset.image_ids)
     if o.predictions:
@@ -218,6 +227,12 @@ def run(plan, log=print):
 def _score_all(plan, folder, log):
     o, dataset, ids = plan.options, plan.dataset, plan.image_ids
     stems = [dataset.image_info[i]["id"] for i in ids]
+    left_out = skipped.load_entries(o.split, dataset.skipped)
+    if left_out:
+        log(f"{skipped.summary(left_out)}: not scored"
+            + (f" (listed in {os.path.join(o.report, skipped.FILE)})" if folder else ""))
+        if folder:
+            skipped.append(folder, left_out)
     results, pictures = {}, {}
     for model in plan.models:
         started = time.time()

@@ -35,7 +35,9 @@ from mrcnn.engine.schedule import FREEZABLE, LAYER_REGEX, Stage, parse_schedule
 
 AUGMENTATIONS = {"none": (0.0, 0.0), "flip": (0.5, 0.0), "flip,crop": (0.5, 0.5),
                  "crop": (0.0, 0.5)}
-MASK_CACHE = os.path.join("~", ".cache", "mrcnn-cityscapes", "minimasks")
+CACHE_DIR = os.path.join("~", ".cache", "mrcnn-cityscapes")
+MASK_CACHE = os.path.join(CACHE_DIR, "minimasks")
+DECODE_CACHE = os.path.join(CACHE_DIR, "decoded_images.json")
 
 
 def _option(default, help, config=None, **flag):
@@ -91,6 +93,11 @@ class TrainOptions:
                              action="boolean")
     eval_images: int = _option(None, "evaluate on the first N val images [all]", type=int)
     mask_cache: str = _option(MASK_CACHE, "mini-mask cache folder or 'none'")
+    skip_bad: bool = _option(False, "leave out images that fail the load-time checks (listed "
+                                    "in skipped.json and the summary) instead of stopping",
+                             action="store_true")
+    decode_cache: str = _option(DECODE_CACHE, "file remembering the images that decoded in "
+                                              "full (by path, size, mtime) or 'none'")
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(TrainOptions)}
@@ -309,6 +316,11 @@ def freeze(o):
 def mask_cache(o):
     """The mini-mask cache folder of --mask_cache, or None."""
     return None if o.mask_cache in (None, "none") else os.path.expanduser(o.mask_cache)
+
+
+def decode_cache(o):
+    """The decode cache file of --decode_cache (also evaluate.py's), or None."""
+    return None if o.decode_cache in (None, "none") else os.path.expanduser(o.decode_cache)
 
 
 # ---------------------------------------------------------------- Config

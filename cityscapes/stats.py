@@ -302,8 +302,9 @@ def collect_stats(root, splits=None, annotations="auto", classes="all",
     per_split = {}
     for split in splits:
         ds = CityscapesDataset(names)
+        # Annotations only: the images are not decoded (verify=False).
         ds.load_cityscapes(root, split=split, annotations=annotations,
-                           skip_bad=skip_bad, resplit=resplit)
+                           skip_bad=skip_bad, resplit=resplit, verify=False)
         ds.prepare()
         per_split[split] = dataset_stats(ds, name=split, workers=workers, skip_bad=skip_bad)
     return {

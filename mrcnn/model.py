@@ -18,6 +18,7 @@ Several devices (`engine.devices.make_strategy`): create `MaskRCNN` under
 `strategy.scope()`; `train` compiles and fits under the same strategy.
 """
 
+import contextlib
 import json
 import logging
 import os
@@ -36,14 +37,16 @@ from mrcnn.config import LOSS_NAMES
 from mrcnn.data import image as imaging
 from mrcnn.data import pipeline
 from mrcnn.data.augmentation import ImgaugAugmentation
+from mrcnn.data.feed_failures import FeedFailures
 from mrcnn.data.image import (
     compose_image_meta,
     mold_batch,
     parse_image_meta,
     validate_image,
 )
+from mrcnn.data.image_check import DECODE_ERRORS
 from mrcnn.engine import callbacks as run_callbacks
-from mrcnn.engine import optimizers, run_dir, trainable
+from mrcnn.engine import optimizers, run_dir, skipped, trainable
 from mrcnn.modeling import anchors as anchor_boxes
 from mrcnn.modeling import box_ops, postprocess, targets
 from mrcnn.modeling.network import MODES, build_network
@@ -81,6 +84,9 @@ class MaskRCNN:
         self.keras_model = build_network(config, mode)
         self._infer = None
         self._compiled_setup = None  # what the last train() compiled for
+        # Images the input pipeline skipped in train() calls (dicts as in
+        # skipped.json: a file that failed to load during training).
+        self.feed_skipped = []
 
     # --------------------------------------------------------------- weights
     def load_weights(self, filepath, by_name=False, exclude=None):
@@ -158,6 +164,12 @@ class MaskRCNN:
         mask_cache: None or a folder keeping each image's boxes and
             mini-masks on disk (`mrcnn.data.mask_cache`), for datasets that
             define `cache_version`.
+        An image that fails to load during training (its file changed) is
+        skipped with a counted warning, listed in the run folder's
+        skipped.json and in `feed_skipped`; when more than 1 % of a
+        dataset's images fail, training stops with
+        `mrcnn.data.feed_failures.TooManyFailuresError` (the checkpoints of
+        the epochs before stay).
         freeze: ("rpn", "fpn") keeps those layers fixed and drops the RPN
         losses (to continue from a checkpoint with a frozen proposal stage).
         Under a tf.distribute strategy (this object created in its scope),
@@ -178,11 +190,15 @@ class MaskRCNN:
             augmentation = ImgaugAugmentation(augmentation)
         if self.log_dir is None:
             self.set_log_dir()
+        failures = [FeedFailures("train", len(train_dataset.image_ids)),
+                    FeedFailures("val", len(val_dataset.image_ids))]
         train_ds = pipeline.build_dataset(train_dataset, config, augmentation=augmentation,
                                           mask_cache=mask_cache,
-                                          no_augmentation_sources=no_augmentation_sources)
+                                          no_augmentation_sources=no_augmentation_sources,
+                                          failures=failures[0])
         val_ds, val_steps = pipeline.validation_dataset(val_dataset, config,
-                                                        config.VALIDATION_STEPS, mask_cache)
+                                                        config.VALIDATION_STEPS, mask_cache,
+                                                        failures=failures[1])
 
         model = self.keras_model
         names = trainable.set_trainable(model, layers, freeze)
@@ -215,18 +231,19 @@ class MaskRCNN:
                 # tf.function that creates variables is traced twice.
                 model.optimizer.build(model.trainable_variables)
                 self._compiled_setup = setup
-            history = model.fit(
-                train_ds,
-                initial_epoch=self.epoch,
-                epochs=epochs,
-                steps_per_epoch=config.STEPS_PER_EPOCH,
-                validation_data=val_ds,
-                validation_steps=val_steps,
-                callbacks=callbacks,
-                shuffle=False,  # the tf.data pipeline shuffles
-                # A progress bar on a terminal; one line per epoch in a log file.
-                verbose=1 if sys.stdout.isatty() else 2,
-            )
+            with _recorded(failures, self.log_dir, self.feed_skipped):
+                history = model.fit(
+                    train_ds,
+                    initial_epoch=self.epoch,
+                    epochs=epochs,
+                    steps_per_epoch=config.STEPS_PER_EPOCH,
+                    validation_data=val_ds,
+                    validation_steps=val_steps,
+                    callbacks=callbacks,
+                    shuffle=False,  # the tf.data pipeline shuffles
+                    # A progress bar on a terminal; one line per epoch in a log file.
+                    verbose=1 if sys.stdout.isatty() else 2,
+                )
         self.epoch = max(self.epoch, epochs)
         return history
 
@@ -426,6 +443,25 @@ class MaskRCNN:
 
 
 # ------------------------------------------------- Matterport's functions
+@contextlib.contextmanager
+def _recorded(failures, log_dir, seen):
+    """Around a fit: the images its feeders skipped go to the run folder's
+    skipped.json (mrcnn/engine/skipped.py) and to `seen`; a fit ended by
+    too many of them raises their TooManyFailuresError (not TensorFlow's
+    wrapping of it)."""
+    try:
+        yield
+    except Exception:
+        stop = next((f for f in failures if f.exceeded), None)
+        if stop is None:
+            raise
+        raise stop.error() from None
+    finally:
+        entries = [{**e, "stage": "feed"} for f in failures for e in f.entries()]
+        seen.extend(entries)
+        skipped.append(log_dir, entries)
+
+
 def log(text, array=None):
     """Print `text`; with an array, padded to 25 characters and followed by
     the array's shape, min, max and dtype (Matterport's format)."""
@@ -499,8 +535,10 @@ def data_generator(dataset, config, shuffle=True, augment=False, augmentation=No
     image_meta [B, 12 + C], rpn_match int32 [B, A, 1], rpn_bbox [B, S, 4],
     gt_class_ids int32 [B, M], gt_boxes int32 [B, M, 4] (pixels), gt_masks
     bool [B, h, w, M]], M = MAX_GT_INSTANCES. Images without instances are
-    skipped, as in Matterport. For inspecting inputs: MaskRCNN.train reads
-    the tf.data pipeline (mrcnn/data/pipeline.py), not this.
+    skipped, as in Matterport; so are images whose files fail to load, with
+    a counted warning, until more than 1 % of them raise TooManyFailuresError
+    (mrcnn/data/feed_failures.py). For inspecting inputs: MaskRCNN.train
+    reads the tf.data pipeline (mrcnn/data/pipeline.py), not this.
 
     random_rois > 0 appends rpn_rois int32 [B, random_rois, 4] (pixels,
     `generate_random_rois`). detection_targets=True (with random_rois)
@@ -519,6 +557,7 @@ def data_generator(dataset, config, shuffle=True, augment=False, augmentation=No
         raise ValueError(f"{type(dataset).__name__} has no images (did you call prepare()?)")
     no_aug = set(no_augmentation_sources or ())
     anchor_cache = {}
+    failures = FeedFailures("data_generator", len(image_ids))
     while True:
         if shuffle:
             np.random.shuffle(image_ids)
@@ -526,9 +565,13 @@ def data_generator(dataset, config, shuffle=True, augment=False, augmentation=No
         for image_id in image_ids:
             source = dataset.image_info[image_id]["source"]
             aug = None if source in no_aug else augmentation
-            image, meta, class_ids, boxes, mask = load_image_gt(
-                dataset, config, image_id, augment=augment and source not in no_aug,
-                augmentation=aug, use_mini_mask=config.USE_MINI_MASK)
+            try:
+                image, meta, class_ids, boxes, mask = load_image_gt(
+                    dataset, config, image_id, augment=augment and source not in no_aug,
+                    augmentation=aug, use_mini_mask=config.USE_MINI_MASK)
+            except DECODE_ERRORS as e:
+                failures.record(image_id, dataset.image_info[image_id].get("path"), e)
+                continue
             if not np.any(class_ids > 0):
                 continue
             shape = image.shape[:2]

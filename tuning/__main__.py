@@ -23,7 +23,7 @@ from tuning.spaces import STAGES
 TRAIN_OPTIONS = ("dataset", "annotations", "hparams", "weights", "backbone", "layers", "augment",
                  "freeze", "classes", "images_per_gpu", "image_min_dim", "image_max_dim",
                  "steps_per_epoch", "validation_steps", "gpus", "mixed_precision",
-                 "mask_cache", "seed")
+                 "mask_cache", "seed", "skip_bad", "decode_cache")
 
 
 def build_parser():

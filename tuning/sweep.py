@@ -12,8 +12,10 @@ default to 154 / 59 images (seeded), or the whole split when it has fewer
 (the demo's 24 val scenes). All checks of the input happen
 before the first trial, and raise UsageError (exit 2): the space, every
 combination of its categorical values through train.py's own checks, the
-COCO / ImageNet files it needs, the datasets, and, when the project folder
-already holds a sweep, that its settings (sweep.json) are this one's.
+COCO / ImageNet files it needs, the datasets (every image decoded once;
+--skip_bad leaves bad ones out, listed in the project's skipped.json), and,
+when the project folder already holds a sweep, that its settings
+(sweep.json) are this one's.
 
 Re-running the same command continues the sweep (Keras Tuner reloads the
 oracle: finished trials stay, the interrupted one is retried from its
@@ -32,7 +34,7 @@ from cityscapes.dataset import split_size
 from cityscapes.rasterize import CityscapesDataError
 from cli import UsageError
 from mrcnn import files
-from mrcnn.engine import devices
+from mrcnn.engine import devices, skipped
 from tuning import layout, objectives, results, spaces
 from tuning.hypermodel import MaskRCNNHyperModel, SweepData
 from tuning.tuner import SweepTuner, role
@@ -247,7 +249,7 @@ def _subset(root, split, classes, base, size):
         except CityscapesDataError as e:
             raise UsageError(f"--dataset {root}: {e}")
     return trainer.load_split(root, split, classes, base.annotations, size or None,
-                              base.seed or 0)
+                              base.seed or 0, base.skip_bad, opts.decode_cache(base))
 
 
 def load_data(base, train_images, val_images):
@@ -334,6 +336,12 @@ def run(settings, log=print):
     project = tuner.project_dir
     meta = write_meta(project, prepared["record"], settings, prepared["base_hparams"],
                       prepared["train_options"])
+    data = prepared["data"]
+    if data is not None:  # images --skip_bad left out of every trial
+        left_out = (skipped.load_entries("train", data.train.skipped)
+                    + skipped.load_entries("val", data.val.skipped))
+        if skipped.append(project, left_out):
+            log(f"{skipped.summary(left_out)} (listed in {skipped.path_of(project)})")
     stopped = None
     try:
         tuner.search()

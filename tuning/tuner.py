@@ -20,6 +20,10 @@ a `MaskRCNN` training run, not a bare Keras model:
 - The continuation of a trial whose loss turned NaN / Inf ends at once
   with the worst score (Hyperband only picks one when it has too few
   others).
+- More than 1 % of the images failing to load during a trial (files
+  changed under the sweep, mrcnn/data/feed_failures.py) stops the sweep
+  (TrialUsageError, exit 2); fewer are skipped and listed in the trial run
+  folder's skipped.json.
 
 Without KERASTUNER_* variables the tuner runs alone; with them it is the
 chief (KERASTUNER_TUNER_ID contains "chief": it holds the oracle and
@@ -40,6 +44,7 @@ import keras_tuner
 
 from cli import UsageError
 from mrcnn import files
+from mrcnn.data.feed_failures import TooManyFailuresError
 from tuning import layout, objectives
 from tuning.callbacks import read_epochs, write_epochs
 from tuning.oracle import HyperbandOracle
@@ -204,8 +209,11 @@ class SweepTuner(keras_tuner.Tuner):
 
         callbacks = _copy_callbacks(kwargs.pop("callbacks", None))
         callbacks.append(TrialCallback(self, trial))
-        return self.hypermodel.fit(trial.hyperparameters, model, *args, epochs=epochs,
-                                   initial_epoch=start, callbacks=callbacks, **kwargs)
+        try:
+            return self.hypermodel.fit(trial.hyperparameters, model, *args, epochs=epochs,
+                                       initial_epoch=start, callbacks=callbacks, **kwargs)
+        except TooManyFailuresError as e:  # the sweep's files, not this trial's values
+            raise TrialUsageError(f"trial_{trial.trial_id}: {e}") from e
 
     def _starting_point(self, name, run, first, epochs, parent):
         """(epoch, checkpoint to load or None) a trial starts from."""

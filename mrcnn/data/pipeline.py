@@ -12,6 +12,10 @@ Two paths, chosen by `build_dataset`; both give the same batches:
   (`load_mask`) and resizes both; the graph runs the augmentation on them
   and computes boxes and mini-masks from the result.
 
+An image whose files fail to load (changed after the load-time check,
+mrcnn/data/image_check.py) is skipped with a counted warning; more than
+1 % of them stop the run (mrcnn/data/feed_failures.py).
+
 Then, in the graph: instances left empty are dropped, a random subset is
 kept when there are more than MAX_GT_INSTANCES, and everything is padded.
 The RPN anchor targets are not computed here but in the model's training
@@ -46,7 +50,9 @@ import numpy as np
 import tensorflow as tf
 
 from mrcnn.data import masks
+from mrcnn.data.feed_failures import FeedFailures
 from mrcnn.data.image import compose_image_meta, resize_image, resize_mask, scaled_size
+from mrcnn.data.image_check import DECODE_ERRORS
 from mrcnn.data.mask_cache import MiniMaskCache, dataset_record
 from mrcnn.modeling import box_ops
 
@@ -201,7 +207,7 @@ def uses_instance_path(config, augmentation=None):
 
 
 def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, seed=None,
-                  mask_cache=None, image_ids=None, no_augmentation_sources=()):
+                  mask_cache=None, image_ids=None, no_augmentation_sources=(), failures=None):
     """A batched tf.data.Dataset of training inputs from a prepared Dataset.
 
     dataset: a prepared `mrcnn.data.dataset.Dataset`; augmentation: see module
@@ -210,8 +216,11 @@ def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True,
     `cache_version` is None are not cached). image_ids: int [N], the images
     to read (default all of `dataset.image_ids`). no_augmentation_sources:
     dataset sources whose images are not augmented (Matterport's option).
-    Batches have config.BATCH_SIZE images (the last partial batch is
-    dropped).
+    failures: the `FeedFailures` counting the images that fail to load (a
+    file changed after the load-time check): each is skipped with a warning,
+    and more than 1 % of them raise TooManyFailuresError (default: a new
+    one over image_ids). Batches have config.BATCH_SIZE images (the last
+    partial batch is dropped).
     """
     image_ids = dataset.image_ids if image_ids is None else np.asarray(image_ids)
     if not image_ids.size:
@@ -219,6 +228,8 @@ def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True,
     rng = np.random.default_rng(seed)
     if mask_cache is not None and not isinstance(mask_cache, MiniMaskCache):
         mask_cache = MiniMaskCache(mask_cache, config.MINI_MASK_SHAPE)
+    if failures is None:
+        failures = FeedFailures("images", len(image_ids))
     # [num images] True where the image's source is not to be augmented.
     skipped = set(no_augmentation_sources or ())
     plain = np.array([info["source"] in skipped for info in dataset.image_info], bool)
@@ -230,39 +241,68 @@ def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True,
         return tf.cond(tf.gather(plain, image_id), lambda: targets(None),
                        lambda: targets(augmentation))
 
-    def load_instances(image_id):
-        return load_image_instances(dataset, config, int(image_id), mask_cache, rng)
+    def guarded(load, empty):
+        """load(image_id) -> (True, *arrays); a file that fails: (False, *empty)."""
+        def call(image_id):
+            image_id = int(image_id)
+            try:
+                return (True, *load(image_id))
+            except DECODE_ERRORS as e:
+                failures.record(image_id, dataset.image_info[image_id].get("path"), e)
+                return (False, *empty)
+        return call
 
-    def instance_example(image_id):
-        image, meta, class_ids, boxes, mini, frame = tf.numpy_function(
+    load_instances = guarded(
+        lambda i: load_image_instances(dataset, config, i, mask_cache, rng),
+        (np.zeros((0, 0, 3), np.uint8), np.zeros([config.IMAGE_META_SIZE], np.float32),
+         np.zeros([0], np.int32), np.zeros([0, 4], np.int32),
+         np.zeros([0, *config.MINI_MASK_SHAPE], bool), np.zeros([4], np.float32)))
+
+    def load_instance_sample(image_id):
+        ok, image, meta, class_ids, boxes, mini, frame = tf.numpy_function(
             load_instances, [image_id],
-            [tf.uint8, tf.float32, tf.int32, tf.int32, tf.bool, tf.float32], stateful=True)
+            [tf.bool, tf.uint8, tf.float32, tf.int32, tf.int32, tf.bool, tf.float32],
+            stateful=True)
+        ok.set_shape([])
         image.set_shape([None, None, 3])
         class_ids.set_shape([None])
         boxes.set_shape([None, 4])
         mini.set_shape([None, *config.MINI_MASK_SHAPE])
         frame.set_shape([4])
         meta.set_shape([config.IMAGE_META_SIZE])
+        return ok, (image_id, image, meta, class_ids, boxes, mini, frame)
+
+    def instance_example(image_id, image, meta, class_ids, boxes, mini, frame):
         example = augmented(
             lambda aug: record_targets(image, class_ids, boxes, mini, frame, config, aug),
             image_id)
         return {**example, "image_meta": meta}
 
-    def load_masks(image_id):
-        return load_image_gt(dataset, config, int(image_id), rng)
+    load_masks = guarded(
+        lambda i: load_image_gt(dataset, config, i, rng),
+        (np.zeros((0, 0, 3), np.uint8), np.zeros([config.IMAGE_META_SIZE], np.float32),
+         np.zeros([0], np.int32), np.zeros((0, 0, 0), bool)))
 
-    def mask_example(image_id):
-        image, meta, class_ids, mask = tf.numpy_function(
-            load_masks, [image_id], [tf.uint8, tf.float32, tf.int32, tf.bool], stateful=True)
+    def load_mask_sample(image_id):
+        ok, image, meta, class_ids, mask = tf.numpy_function(
+            load_masks, [image_id], [tf.bool, tf.uint8, tf.float32, tf.int32, tf.bool],
+            stateful=True)
+        ok.set_shape([])
         image.set_shape([None, None, 3])
         class_ids.set_shape([None])
         mask.set_shape([None, None, None])
         meta.set_shape([config.IMAGE_META_SIZE])
+        return ok, (image_id, image, meta, class_ids, mask)
+
+    def mask_example(image_id, image, meta, class_ids, mask):
         example = augmented(
             lambda aug: instance_targets(image, class_ids, mask, config, aug), image_id)
         return {**example, "image_meta": meta}
 
-    load_graph = instance_example if uses_instance_path(config, augmentation) else mask_example
+    if uses_instance_path(config, augmentation):
+        load_sample, make_example = load_instance_sample, instance_example
+    else:
+        load_sample, make_example = load_mask_sample, mask_example
     ids = tf.data.Dataset.from_tensor_slices(np.asarray(image_ids, np.int64))
     if shuffle:
         ids = ids.shuffle(len(image_ids), seed=seed, reshuffle_each_iteration=True)
@@ -273,8 +313,12 @@ def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True,
     # rounds, and destroying an iterator waits for it to wake up; Keras
     # destroys iterators at every epoch's validation and every fit's end,
     # which stalled training for 5-60 s each time (docs/benchmarks.md).
-    examples = ids.map(load_graph, num_parallel_calls=os.cpu_count() or 1,
-                       deterministic=not shuffle)
+    # Samples whose files fail to load are left out (filter).
+    parallel = os.cpu_count() or 1
+    samples = ids.map(load_sample, num_parallel_calls=parallel, deterministic=not shuffle)
+    examples = samples.filter(lambda ok, sample: ok).map(
+        lambda ok, sample: make_example(*sample), num_parallel_calls=parallel,
+        deterministic=not shuffle)
     batches = examples.batch(config.BATCH_SIZE, drop_remainder=True).prefetch(2)
     options = tf.data.Options()
     options.autotune.enabled = False
@@ -284,19 +328,21 @@ def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True,
     return batches.with_options(options)
 
 
-def validation_dataset(dataset, config, steps, mask_cache=None, seed=0):
+def validation_dataset(dataset, config, steps, mask_cache=None, seed=0, failures=None):
     """The batches `fit` validates on at every epoch -> (tf.data.Dataset, steps).
 
     A fixed, seeded choice of `steps` x BATCH_SIZE images of `dataset` (all
     its whole batches when it has fewer; one batch, images repeated, when it
     has less than one), read in order and not repeated: every epoch's
     validation loss is over the same images (Matterport draws new random
-    ones each epoch, which makes epochs harder to compare).
+    ones each epoch, which makes epochs harder to compare). failures: as
+    build_dataset's; an image that fails to load is replaced by the next
+    one (the list is read round), so there are always `steps` batches.
     """
     batch = config.BATCH_SIZE
     steps = max(1, min(steps, len(dataset.image_ids) // batch))
     ids = np.random.default_rng(seed).permutation(dataset.image_ids)
     ids = np.resize(np.sort(ids[:steps * batch]), steps * batch)
-    ds = build_dataset(dataset, config, shuffle=False, repeat=False, mask_cache=mask_cache,
-                       image_ids=ids)
-    return ds, steps
+    ds = build_dataset(dataset, config, shuffle=False, repeat=True, mask_cache=mask_cache,
+                       image_ids=ids, failures=failures)
+    return ds.take(steps), steps

@@ -29,6 +29,7 @@ import time
 
 from mrcnn import files
 from mrcnn.engine import callbacks, devices, initial_weights, run_dir, schedule
+from mrcnn.engine import skipped as skipped_images
 
 SUMMARY = "summary.json"
 
@@ -65,15 +66,18 @@ def checkpoint_of(model, epoch):
 
 
 def train_stages(model, train, val, stages, lr, early_stopping=0, augmentation=None,
-                 freeze=(), mask_cache=None, extra_callbacks=(), evaluate=None, log=print):
+                 freeze=(), mask_cache=None, extra_callbacks=(), evaluate=None, log=print,
+                 skipped=()):
     """Train a model's remaining stages; evaluate; write summary.json.
 
     model: a training MaskRCNN (its log_dir and epoch set); stages: list of
     `schedule.Stage`; lr: the base learning rate (each stage multiplies it
     by its lr_factor); evaluate: None or checkpoint path -> dict (e.g.
-    {"mask_ap50": ...}), called with the best (else the last) checkpoint.
-    -> the summary dict. NonFiniteLossError propagates (the last good
-    checkpoint stays)."""
+    {"mask_ap50": ...}), called with the best (else the last) checkpoint;
+    skipped: the images left out when loading (skipped.json entries), to
+    which the summary adds those the input pipeline skipped.
+    -> the summary dict. NonFiniteLossError and TooManyFailuresError
+    propagate (the last good checkpoint stays)."""
     history_path = os.path.join(model.log_dir, "history.csv")
     best = callbacks.BestEpoch(early_stopping, history=callbacks.read_history(history_path))
     start_epoch, started = model.epoch, time.time()
@@ -95,6 +99,7 @@ def train_stages(model, train, val, stages, lr, early_stopping=0, augmentation=N
         "best_val_loss": None if best.best_epoch is None else best.best,
         "last_checkpoint": checkpoint_of(model, model.epoch),
         "best_checkpoint": checkpoint_of(model, best.best_epoch),
+        "skipped": list(skipped) + list(model.feed_skipped),
     }
     checkpoint = summary["best_checkpoint"] or summary["last_checkpoint"]
     if evaluate is not None and checkpoint is not None:
@@ -118,4 +123,6 @@ def summary_line(summary):
     if ev:
         text += (f"; val mask AP@0.5 {ev['mask_ap50']:.3f} over {ev['images']} images "
                  f"({ev['without_instances']} without instances not scored)")
+    if summary.get("skipped"):
+        text += f"; {skipped_images.summary(summary['skipped'])} (listed in {skipped_images.FILE})"
     return text
