@@ -164,17 +164,17 @@ class MaskRCNN:
         mask_cache: None or a folder keeping each image's boxes and
             mini-masks on disk (`mrcnn.data.mask_cache`), for datasets that
             define `cache_version`.
+        freeze: ("rpn", "fpn") keeps those layers fixed and drops the RPN
+        losses (to continue from a checkpoint with a frozen proposal stage).
+        Under a tf.distribute strategy (this object created in its scope),
+        each batch of BATCH_SIZE images is split over the replicas, so
+        BATCH_SIZE must be a multiple of their number.
         An image that fails to load during training (its file changed) is
         skipped with a counted warning, listed in the run folder's
         skipped.json and in `feed_skipped`; when more than 1 % of a
         dataset's images fail, training stops with
         `mrcnn.data.feed_failures.TooManyFailuresError` (the checkpoints of
         the epochs before stay).
-        freeze: ("rpn", "fpn") keeps those layers fixed and drops the RPN
-        losses (to continue from a checkpoint with a frozen proposal stage).
-        Under a tf.distribute strategy (this object created in its scope),
-        each batch of BATCH_SIZE images is split over the replicas, so
-        BATCH_SIZE must be a multiple of their number.
         Returns the Keras History.
         """
         if self.mode != "training":
