@@ -7,7 +7,8 @@ Each command builds a `Parser` (argparse with one-line errors and exit code
 2, and a --verbose flag), parses its arguments, calls `start(args)` (the
 quiet TensorFlow start-up, before anything imports TensorFlow) and runs its
 work inside `run(parser, work)`, which turns the errors every command
-shares into exit codes:
+shares into exit codes (these live in mrcnn/command.py, which knows nothing
+of Cityscapes, and are re-exported here):
 
     0  done
     1  the work stopped on its own terms (e.g. a sweep after failed trials)
@@ -20,43 +21,27 @@ $CITYSCAPES_DATASET when the flag is not given. This module does not
 import TensorFlow: parsing and usage errors cost no TensorFlow start-up.
 """
 
-import argparse
 import os
-import sys
 
 from cityscapes.dataset import ANNOTATION_CHOICES as ANNOTATIONS
 from cityscapes.dataset import ENV_VAR as DATASET_ENV
+from mrcnn.command import (  # noqa: F401  every command's plumbing, re-exported
+    EXIT_FAILED,
+    EXIT_NON_FINITE,
+    EXIT_OK,
+    EXIT_USAGE,
+    Parser,
+    StoppedError,
+    UsageError,
+    main,
+    run,
+    start,
+)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NON_FINITE = 0, 1, 2, 3
 DATASET_HELP = (f"Cityscapes folder (leftImg8bit/, gtFine/) or 'demo' (synthetic scenes, "
                 f"generated once) [${DATASET_ENV}]")
 ANNOTATIONS_HELP = ("ground truth: polygons (*_gtFine_polygons.json), instanceIds "
                     "(*_gtFine_instanceIds.png) or auto (polygons where the JSON exists) [auto]")
-
-
-class UsageError(ValueError):
-    """Bad input found before the work starts (exit code 2)."""
-
-
-class StoppedError(RuntimeError):
-    """The work stopped on its own terms (exit code 1); the message says why."""
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse whose errors are one line (`PROG: error: ...`) with exit 2.
-
-    doc: the command's module docstring; its first paragraph is the
-    description, the rest (usage examples) is shown as written.
-    """
-
-    def __init__(self, prog, doc="", **kwargs):
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
-        super().__init__(prog=prog, description=doc.strip().split("\n\n")[0] or None, **kwargs)
-        self.add_argument("--verbose", action="store_true",
-                          help="show TensorFlow's start-up and log lines")
-
-    def error(self, message):
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 def add_dataset_flags(parser, annotations=True):
@@ -92,38 +77,3 @@ def csv(value):
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value]
     return [v.strip() for v in str(value or "").split(",") if v.strip()]
-
-
-def start(args):
-    """The quiet start-up: TensorFlow's banner hidden unless --verbose.
-    Call it after parsing and before anything imports TensorFlow."""
-    from mrcnn.quiet import quiet_start
-
-    quiet_start(verbose=bool(getattr(args, "verbose", False)))
-
-
-def run(parser, work, args):
-    """work(args) -> exit code (None: 0), with the shared errors turned
-    into one line on stderr and their exit codes."""
-    try:
-        return work(args) or EXIT_OK
-    except UsageError as e:
-        parser.error(str(e))
-    except StoppedError as e:
-        print(f"{parser.prog}: stopped: {e}", file=sys.stderr)
-        return EXIT_FAILED
-    except Exception as e:
-        # Training's NaN stop (only raised once the engine is loaded).
-        engine = sys.modules.get("mrcnn.engine.callbacks")
-        if engine is None or not isinstance(e, engine.NonFiniteLossError):
-            raise
-        print(f"{parser.prog}: stopped: {e}", file=sys.stderr)
-        return EXIT_NON_FINITE
-
-
-def main(parser, work, argv=None):
-    """Parse argv, start quietly, run `work(args)`. -> exit code. (Commands
-    that do not use TensorFlow call `run` without `start`.)"""
-    args = parser.parse_args(argv)
-    start(args)
-    return run(parser, work, args)

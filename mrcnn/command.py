@@ -1,0 +1,83 @@
+"""Command-line plumbing every command shares, Cityscapes or not.
+
+Each command builds a `Parser` (argparse with one-line errors and exit code
+2, and a --verbose flag), parses its arguments, calls `start(args)` (the
+quiet TensorFlow start-up, before anything imports TensorFlow) and runs its
+work inside `run(parser, work)`, which turns the errors every command
+shares into exit codes:
+
+    0  done
+    1  the work stopped on its own terms (e.g. a sweep after failed trials)
+    2  bad input (`UsageError`), found before any long work starts
+    3  a loss became NaN / Inf (training stops; the last good checkpoint stays)
+
+The project's commands reach this through `cli.py` (which adds the
+Cityscapes flags); `python -m mrcnn.export` uses it directly. This module
+does not import TensorFlow: parsing and usage errors cost no TensorFlow
+start-up.
+"""
+
+import argparse
+import sys
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NON_FINITE = 0, 1, 2, 3
+
+
+class UsageError(ValueError):
+    """Bad input found before the work starts (exit code 2)."""
+
+
+class StoppedError(RuntimeError):
+    """The work stopped on its own terms (exit code 1); the message says why."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (`PROG: error: ...`) with exit 2.
+
+    doc: the command's module docstring; its first paragraph is the
+    description, the rest (usage examples) is shown as written.
+    """
+
+    def __init__(self, prog, doc="", **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        super().__init__(prog=prog, description=doc.strip().split("\n\n")[0] or None, **kwargs)
+        self.add_argument("--verbose", action="store_true",
+                          help="show TensorFlow's start-up and log lines")
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def start(args):
+    """The quiet start-up: TensorFlow's banner hidden unless --verbose.
+    Call it after parsing and before anything imports TensorFlow."""
+    from mrcnn.quiet import quiet_start
+
+    quiet_start(verbose=bool(getattr(args, "verbose", False)))
+
+
+def run(parser, work, args):
+    """work(args) -> exit code (None: 0), with the shared errors turned
+    into one line on stderr and their exit codes."""
+    try:
+        return work(args) or EXIT_OK
+    except UsageError as e:
+        parser.error(str(e))
+    except StoppedError as e:
+        print(f"{parser.prog}: stopped: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    except Exception as e:
+        # Training's NaN stop (only raised once the engine is loaded).
+        engine = sys.modules.get("mrcnn.engine.callbacks")
+        if engine is None or not isinstance(e, engine.NonFiniteLossError):
+            raise
+        print(f"{parser.prog}: stopped: {e}", file=sys.stderr)
+        return EXIT_NON_FINITE
+
+
+def main(parser, work, argv=None):
+    """Parse argv, start quietly, run `work(args)`. -> exit code. (Commands
+    that do not use TensorFlow call `run` without `start`.)"""
+    args = parser.parse_args(argv)
+    start(args)
+    return run(parser, work, args)
