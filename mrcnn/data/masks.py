@@ -85,8 +85,17 @@ def paste_masks(mini, boxes, image_shape, threshold=0.5, chunk=32):
     """Paste masks given inside their boxes onto full images.
 
     mini: [N, h, w] float (probabilities) or bool, boxes: [N, 4] pixels (float
-    allowed), image_shape: (H, W) -> [H, W, N] bool. Work is done in chunks of
+    allowed), image_shape: (H, W) (ints or int tensors) -> [H, W, N] bool. Work is done in chunks of
     `chunk` instances to bound memory for large images.
+    """
+    return tf.transpose(paste_masks_first(mini, boxes, image_shape, threshold, chunk), [1, 2, 0])
+
+
+def paste_masks_first(mini, boxes, image_shape, threshold=0.5, chunk=32):
+    """`paste_masks` with the instances first: -> [N, H, W] bool.
+
+    N may be unknown until run time (inside a graph): the chunks are a
+    `tf.while_loop` (a few iterations, never one per instance).
     """
     mini = tf.cast(mini, tf.float32)
     boxes = tf.cast(boxes, tf.float32)
@@ -97,25 +106,30 @@ def paste_masks(mini, boxes, image_shape, threshold=0.5, chunk=32):
     bw = tf.maximum(x2 - x1, 1e-6) / tf.cast(mw, tf.float32)
     # A zero border of one cell, so pixels near the box edge interpolate
     # towards 0 instead of being cut off by crop_and_resize's extrapolation.
-    mini = tf.pad(mini, [[0, 0], [1, 1], [1, 1]])
+    mini = tf.pad(mini, [[0, 0], [1, 1], [1, 1]])[..., None]
     # The whole image, in pixel-edge coordinates of each padded mini-mask.
-    regions = tf.stack([-y1 / bh, -x1 / bw, (height - y1) / bh, (width - x1) / bw], axis=-1) + 1.0
+    fh, fw = tf.cast(height, tf.float32), tf.cast(width, tf.float32)
+    regions = tf.stack([-y1 / bh, -x1 / bw, (fh - y1) / bh, (fw - x1) / bw], axis=-1) + 1.0
     crop_boxes = resample_boxes(regions, (mh + 2, mw + 2), (height, width))
-    n = int(mini.shape[0]) if mini.shape[0] is not None else None
-    if n == 0:
-        return tf.zeros([height, width, 0], tf.bool)
-    parts = []
-    for start in range(0, n, chunk):  # a few chunks, never one per instance
-        stop = min(start + chunk, n)
+    n = tf.shape(mini)[0]
+    chunks = (n + chunk - 1) // chunk
+
+    def paste(i, parts):
+        start = i * chunk
+        stop = tf.minimum(start + chunk, n)
         pasted = tf.image.crop_and_resize(
-            mini[start:stop, :, :, None],
-            crop_boxes[start:stop],
-            tf.range(stop - start),
-            (height, width),
-            extrapolation_value=0.0,
-        )
-        parts.append(pasted[..., 0] >= threshold)
-    return tf.transpose(tf.concat(parts, axis=0), [1, 2, 0])
+            mini[start:stop], crop_boxes[start:stop], tf.range(stop - start),
+            tf.stack([height, width]), extrapolation_value=0.0)
+        return i + 1, parts.write(i, pasted[..., 0] >= threshold)
+
+    def pasted_chunks():
+        parts = tf.TensorArray(tf.bool, size=chunks, infer_shape=False,
+                               element_shape=tf.TensorShape([None, None, None]))
+        _, parts = tf.while_loop(lambda i, _: i < chunks, paste, [0, parts],
+                                 parallel_iterations=1)
+        return parts.concat()
+
+    return tf.cond(n > 0, pasted_chunks, lambda: tf.zeros(tf.stack([0, height, width]), tf.bool))
 
 
 def transform_instances(boxes, mini, window, out_size, flip=False):
