@@ -41,6 +41,7 @@ from cityscapes.options import decode_cache as decode_cache_file
 from cityscapes.rasterize import CityscapesDataError
 from cli import UsageError
 from mrcnn import staging
+from mrcnn.checkpoint.pretrained import COCO_CLASS_NAMES
 from mrcnn.engine import skipped
 
 
@@ -78,10 +79,11 @@ class Plan:
     dataset: object
     image_ids: list
     models: list
-# Matterport's COCO class ids of the classes Cityscapes also has (same names).
-COCO_TO_CITYSCAPES = {1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 6: "bus",
-                      7: "train", 8: "truck"}
-COCO_NUM_CLASSES = 81
+# Matterport's COCO class ids of the classes Cityscapes also has (same names):
+# person 1, bicycle 2, car 3, motorcycle 4, bus 6, train 7, truck 8.
+COCO_TO_CITYSCAPES = {k: name for k, name in enumerate(COCO_CLASS_NAMES)
+                      if name in INSTANCE_CLASSES}
+COCO_NUM_CLASSES = len(COCO_CLASS_NAMES)
 
 
 # ------------------------------------------------------------------ planning

@@ -22,6 +22,21 @@ IMAGENET_WEIGHTS_URL_TEMPLATE = (
     "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
     "{backbone}_weights_tf_dim_ordering_tf_kernels_notop.h5"
 )
+# The classes of Matterport's COCO weights, by class id (0 is the background):
+# the 80 COCO categories in the order of their COCO ids, numbered 1..80.
+COCO_CLASS_NAMES = (
+    "BG", "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck",
+    "boat", "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird",
+    "cat", "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack",
+    "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball",
+    "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket",
+    "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair",
+    "couch", "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse",
+    "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
+    "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier",
+    "toothbrush",
+)
 WEIGHTS_DIR_ENV = "MRCNN_WEIGHTS_DIR"
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _IMAGENET_FILE_RE = re.compile(r"resnet(50|101)_weights_tf_dim_ordering_tf_kernels_notop\.h5")
