@@ -5,6 +5,7 @@
     model = inference_model(config)      # a Config: built, no weights loaded
     model = inference_model(config, weights=path)   # a Config and a weights file
     results = model.detect([image])
+    path, config = model_source("last", logs="logs")   # a --weights value: PATH | last | coco
 
 A checkpoint's model is described by the `config.json` that training
 writes into its run folder (`MaskRCNN.train`); the inference model takes
@@ -18,6 +19,7 @@ import os
 from mrcnn.config import Config
 
 RUN_CONFIG = "config.json"
+WEIGHTS_SPECS = ("last", "coco")
 
 
 class RunRecordError(ValueError):
@@ -63,3 +65,32 @@ def inference_model(source, overrides=None, weights=None, model_dir=None):
     if checkpoint:
         model.load_weights(checkpoint, by_name=True)
     return model
+
+
+def coco_config(overrides=None):
+    """The Config of Matterport's COCO weights: its defaults (ResNet-101,
+    "square" 800 / 1024 resize) and 81 classes."""
+    return Config.from_dict({"NAME": "coco", "NUM_CLASSES": 81, **(overrides or {})})
+
+
+def model_source(spec, logs="logs", overrides=None):
+    """(weights file, Config) of a --weights value of the commands that
+    detect: a checkpoint PATH (its run's config.json), "last" (the newest
+    checkpoint of the newest run under `logs`, whatever its name) or
+    "coco" (Matterport's COCO weights, found in the cache or downloaded).
+    Raises ValueError (RunRecordError, WeightsError) or FileNotFoundError
+    with the reason."""
+    if spec == "coco":
+        from mrcnn.engine import initial_weights
+
+        return (initial_weights.weights_file("coco", initial_weights.COCO_BACKBONE),
+                coco_config(overrides))
+    if spec == "last":
+        from mrcnn.engine import run_dir
+
+        path = run_dir.find_last(os.path.expanduser(logs))
+    else:
+        path = os.path.expanduser(spec)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file, and not one of {list(WEIGHTS_SPECS)}")
+    return path, run_config(path, overrides)

@@ -32,21 +32,24 @@ def parse_checkpoint_path(path):
     return os.path.dirname(os.path.abspath(path)), int(m.group(2))
 
 
-def find_last(model_dir, name):
-    """Latest checkpoint of the latest run of `name` under model_dir."""
-    run_re = re.compile(re.escape(name.lower()) + r"\d{8}T\d{4}")
+def find_last(model_dir, name=None):
+    """Latest checkpoint of the latest run of `name` under model_dir (None:
+    of the run with the latest time stamp, whatever its name)."""
+    pattern = re.escape(name.lower()) if name else r"[\w-]+?"
+    run_re = re.compile(pattern + r"(\d{8}T\d{4})")
     runs = sorted(
-        d for d in os.listdir(model_dir) if run_re.fullmatch(d) and
+        (m.group(1), d) for d in os.listdir(model_dir) if (m := run_re.fullmatch(d)) and
         os.path.isdir(os.path.join(model_dir, d))
     ) if os.path.isdir(model_dir) else []
-    for run in reversed(runs):
+    for _, run in reversed(runs):
         ckpts = sorted(
             f for f in os.listdir(os.path.join(model_dir, run))
             if f.startswith("mask_rcnn") and f.endswith(".h5")
         )
         if ckpts:
             return os.path.join(model_dir, run, ckpts[-1])
+    what = f"of {name!r} " if name else ""
     raise FileNotFoundError(
-        f"no checkpoint of {name!r} under {os.path.abspath(model_dir)}: "
+        f"no checkpoint {what}under {os.path.abspath(model_dir)}: "
         "train first, or pass a weights file"
     )
