@@ -81,3 +81,59 @@ def main(parser, work, argv=None):
     args = parser.parse_args(argv)
     start(args)
     return run(parser, work, args)
+
+
+# ------------------------------------------------- the commands that detect
+MODEL_FLAGS = {"min_confidence": "DETECTION_MIN_CONFIDENCE", "image_min_dim": "IMAGE_MIN_DIM",
+               "image_max_dim": "IMAGE_MAX_DIM"}
+
+
+def add_model_flags(parser):
+    """--weights PATH|last|coco, --logs and the Config fields a detecting
+    command may override (predict.py, python -m mrcnn.export)."""
+    a = parser.add_argument
+    a("--weights", required=True,
+      help="checkpoint PATH (its run folder's config.json describes the model), 'last' (the "
+           "newest checkpoint of the newest run under --logs) or 'coco' (Matterport's COCO "
+           "model, downloaded once)")
+    a("--logs", default="logs", help="folder of the run folders, for --weights last [logs]")
+    a("--min_confidence", type=float,
+      help="keep detections scoring at least this (DETECTION_MIN_CONFIDENCE) [the model's]")
+    a("--image_min_dim", type=int, help="resize as with this IMAGE_MIN_DIM [the model's]")
+    a("--image_max_dim", type=int, help="resize as with this IMAGE_MAX_DIM [the model's]")
+
+
+def model_overrides(args):
+    """The Config fields the model flags set. UsageError for a bad value."""
+    fields = {field: getattr(args, flag) for flag, field in MODEL_FLAGS.items()
+              if getattr(args, flag, None) is not None}
+    confidence = fields.get("DETECTION_MIN_CONFIDENCE")
+    if confidence is not None and not 0 <= confidence <= 1:
+        raise UsageError(f"--min_confidence {confidence}: must lie in [0, 1]")
+    for flag in ("image_min_dim", "image_max_dim"):
+        if getattr(args, flag, None) is not None and getattr(args, flag) < 1:
+            raise UsageError(f"--{flag} {getattr(args, flag)}: must be a positive integer")
+    return fields
+
+
+def model_source(args):
+    """(weights file, Config) of the model flags (`inference.model_source`),
+    or UsageError naming the problem."""
+    from mrcnn.engine.inference import model_source as source
+
+    try:
+        return source(args.weights, args.logs, model_overrides(args))
+    except (ValueError, FileNotFoundError) as e:
+        raise UsageError(f"--weights {args.weights}: {e}")
+
+
+def detection_model(path, config, overrides=None):
+    """The inference MaskRCNN of `model_source`'s answer, `overrides`
+    (Config fields, e.g. IMAGES_PER_GPU) on top (UsageError when the
+    weights do not fit the model)."""
+    from mrcnn.engine.inference import inference_model
+
+    try:
+        return inference_model(config, overrides=overrides, weights=path)
+    except (ValueError, OSError) as e:
+        raise UsageError(f"--weights {path}: {e}")
