@@ -17,11 +17,13 @@ import uuid
 
 
 @contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temporary path to write; on success it becomes `path`."""
+def atomic_path(path, suffix=""):
+    """Yield a temporary path to write; on success it becomes `path`.
+    suffix: appended to the temporary name (for writers that pick the
+    format by the extension, e.g. ".mp4")."""
     folder, base = os.path.split(os.path.abspath(os.fspath(path)))
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{base}.{uuid.uuid4().hex}.tmp")
+    tmp = os.path.join(folder, f".{base}.{uuid.uuid4().hex}.tmp{suffix}")
     try:
         yield tmp
         with open(tmp, "rb+") as f:
