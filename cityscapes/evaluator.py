@@ -25,7 +25,6 @@ report's: train.py's end-of-run evaluation and tuning's val_ap use it.
 
 import collections
 import dataclasses
-import json
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -115,12 +114,7 @@ def _model_spec(o, spec):
         config = run_config(path, _overrides(o))
     except RunRecordError as e:
         raise UsageError(f"--weights {spec}: {e}")
-    folder = os.path.dirname(os.path.abspath(path))
-    classes = None
-    args_path = os.path.join(folder, "train_args.json")
-    if os.path.isfile(args_path):
-        with open(args_path, encoding="utf-8") as f:
-            classes = json.load(f).get("classes")
+    classes = options.run_record_classes(path)
     if classes is None and o.classes:
         classes = cli.csv(o.classes)
     if classes is None and config.NUM_CLASSES == 1 + len(INSTANCE_CLASSES):

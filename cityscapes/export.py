@@ -42,7 +42,9 @@ MASK_FOLDER = "masks"
 TXT_SUFFIX = "_pred.txt"
 
 
-def _check_stem(image_stem):
+def check_stem(image_stem):
+    """ValueError unless `image_stem` can name a results file (no spaces,
+    no folders, not hidden)."""
     if (not image_stem or any(c.isspace() for c in image_stem)
             or "/" in image_stem or os.sep in image_stem or image_stem.startswith(".")):
         raise ValueError(f"image_stem must be a plain file name without spaces, got {image_stem!r}")
@@ -106,7 +108,7 @@ def write_cityscapes_results(directory, image_stem, label_ids, scores, rles_or_m
     N COCO RLE dicts (see mrcnn.evaluation.rle) or masks [H, W, N] bool.
     Returns the path of the txt file. N = 0 writes an empty txt.
     """
-    _check_stem(image_stem)
+    check_stem(image_stem)
     label_ids = np.asarray(label_ids).reshape(-1)
     scores = np.asarray(scores, np.float64).reshape(-1)
     if len(label_ids) != len(scores):

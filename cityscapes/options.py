@@ -198,6 +198,16 @@ def run_record_options(checkpoint):
     return {k: v for k, v in options.items() if k in FIELDS}
 
 
+def run_record_classes(checkpoint):
+    """The class names (ids 1..K) recorded beside a checkpoint
+    (train_args.json's "classes"), or None."""
+    saved = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), RUN_RECORD)
+    if not os.path.exists(saved):
+        return None
+    classes = _read_object(saved, "run record").get("classes")
+    return list(classes) if classes is not None else None
+
+
 def merge(layers):
     """Options from layers of {name: value}, lowest first (see the module
     docstring for the schedule rule). -> dict of every option"""
