@@ -176,6 +176,24 @@ def test_paste_no_instances_and_chunks():
     np.testing.assert_array_equal(one, chunked)
 
 
+def test_paste_in_a_graph_with_a_count_known_at_run_time():
+    """Inside a tf.function whose instance count and image size are unknown
+    when traced, pasting gives the eager values, instances first."""
+    paste = tf.function(
+        lambda m, b, size: masks.paste_masks_first(m, b, (size[0], size[1]), chunk=2),
+        input_signature=[tf.TensorSpec([None, 6, 6]), tf.TensorSpec([None, 4]),
+                         tf.TensorSpec([2], tf.int32)])
+    rng = np.random.default_rng(1)
+    mini = rng.uniform(size=(5, 6, 6)).astype(np.float32)
+    y1x1 = rng.uniform(0, 10, (5, 2))
+    boxes = np.concatenate([y1x1, y1x1 + rng.uniform(2, 8, (5, 2))], 1).astype(np.float32)
+    for n in (5, 1, 0):
+        got = paste(mini[:n], boxes[:n], tf.constant([20, 24])).numpy()
+        assert got.shape == (n, 20, 24)
+        expected = masks.paste_masks(mini[:n], boxes[:n], (20, 24)).numpy()
+        np.testing.assert_array_equal(got, np.moveaxis(expected, -1, 0))
+
+
 # ---------------------------------------------- borders of boxes and images
 def test_paste_all_ones_into_a_box_larger_than_the_mask():
     ones = np.ones((1, 28, 28), np.float32)

@@ -29,6 +29,17 @@ def test_find_last_takes_the_latest_run_and_epoch(tmp_path):
     os.makedirs(tmp_path / "shapes20260103T0000")  # an empty, newer run
     assert run_dir.find_last(str(tmp_path), "shapes").endswith(
         os.path.join("shapes20260102T0000", "mask_rcnn_shapes_0003.h5"))
+    # Without a name: the run with the latest time stamp, whatever its name.
+    os.makedirs(tmp_path / "demo20260101T1200")
+    open(run_dir.checkpoint_path(str(tmp_path / "demo20260101T1200"), "demo", 9), "w").close()
+    assert run_dir.find_last(str(tmp_path)).endswith(
+        os.path.join("shapes20260102T0000", "mask_rcnn_shapes_0003.h5"))
+    os.makedirs(tmp_path / "demo20260104T0000")
+    open(run_dir.checkpoint_path(str(tmp_path / "demo20260104T0000"), "demo", 1), "w").close()
+    assert run_dir.find_last(str(tmp_path)).endswith(
+        os.path.join("demo20260104T0000", "mask_rcnn_demo_0001.h5"))
+    with pytest.raises(FileNotFoundError, match="no checkpoint under"):
+        run_dir.find_last(str(tmp_path / "empty"))
 
 
 def test_weight_decay_is_matterports_and_skips_gamma_beta():
