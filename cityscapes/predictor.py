@@ -18,7 +18,8 @@ In the --output folder:
                             category_id = the model's class id; RLE masks at the
                             original resolution; bbox [x, y, w, h]
     summary.json            the run: weights, classes by id, counts, files skipped
-                            and ignored, seconds, images/s
+                            and ignored, seconds, images/s (also after the first
+                            batch, whose time includes tracing the model)
     cityscapes_results/     with --format cityscapes: the official results layout
                             (cityscapes/export.py) of the classes Cityscapes has
 
@@ -108,8 +109,8 @@ def prepare(o):
     except ValueError as e:
         raise cli.UsageError(f"--input {e}")
     if not inputs.images and not inputs.videos:
-        ignored = (f" ({len(inputs.ignored)} files without a picture or video extension)"
-                   if inputs.ignored else "")
+        ignored = (f" ({_count(len(inputs.ignored), 'file')} without a picture or video "
+                   "extension)" if inputs.ignored else "")
         raise cli.UsageError(f"--input {' '.join(o.input)}: no pictures or videos{ignored}")
     path, config = command.model_source(o)
     names = ["BG"] + class_names(o.weights, path, config.NUM_CLASSES)
@@ -213,7 +214,7 @@ def run(plan, log=print):
     total = None if plan.inputs.videos else len(plan.inputs.images)
     source = read_ahead(frames(plan.inputs), o.read_ahead)
     stream = detect_stream(model, source)
-    started, stopped = time.time(), None
+    started, first, stopped = time.time(), None, None
     try:
         with tqdm(total=total, unit="img", disable=None, file=sys.stderr) as bar:
             for frame, result in stream:
@@ -223,12 +224,13 @@ def run(plan, log=print):
                         stopped = frame
                         break
                     continue
+                first = first or time.time()
                 writer.add(frame, result)
                 bar.update()
     finally:
         stream.close()
         source.close()
-        summary = writer.finish(time.time() - started, stopped)
+        summary = writer.finish(started, first, stopped)
     log(summary_line(summary, o.output))
     if stopped is not None:
         raise cli.UsageError(f"{stopped.error} (stopped; what was done before it is in "
@@ -279,9 +281,10 @@ class Outputs:
     def failed(self, frame):
         self.skipped.append({"file": frame.source, "reason": frame.error.reason})
 
-    def finish(self, seconds, stopped=None):
+    def finish(self, started, first=None, stopped=None):
         """Wait for the writes, close the video, write predictions.json and
-        summary.json. -> the summary"""
+        summary.json. started: when detection started; first: when the
+        first batch was detected (None: never). -> the summary"""
         try:
             while self.pending:
                 self.pending.popleft().result()
@@ -291,6 +294,11 @@ class Outputs:
         p, o = self.plan, self.plan.options
         predictions.write_coco_results(os.path.join(o.output, PREDICTIONS), self.entries)
         images = self.counts["pictures"] + self.counts["frames"]
+        ended = time.time()
+        seconds = ended - started
+        # After the first batch (whose time includes tracing the model).
+        later = images - min(o.batch, images)
+        warm = later / (ended - first) if first and later and ended > first else None
         summary = {
             "weights": p.weights, "classes": {str(i): n for i, n in enumerate(p.class_names) if i},
             "classes_kept": None if p.keep is None else [p.class_names[i] for i in p.keep],
@@ -298,6 +306,7 @@ class Outputs:
             "videos": self.counts["videos"], "video_frames": self.counts["frames"],
             "detections": self.counts["detections"], "seconds": round(seconds, 2),
             "images_per_s": images / seconds if seconds > 0 else 0.0,
+            "images_per_s_after_first_batch": warm,
             "skipped": self.skipped, "ignored": len(p.inputs.ignored),
             "ignored_files": p.inputs.ignored,
             "stopped_at": None if stopped is None else stopped.source,
