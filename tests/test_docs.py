@@ -2,7 +2,8 @@
 
 Every command line of a fenced shell block (```bash, ```sh or a bare ```)
 that calls one of this project's commands (train.py, evaluate.py,
-python -m tuning, python -m cityscapes.X, python -m samples.shapes) is
+predict.py, python -m tuning, python -m cityscapes.X, python -m
+samples.shapes, python -m mrcnn.export) is
 parsed with that command's own `build_parser()` (unknown flags, bad
 choices, missing required flags fail here; nothing heavy runs). The quick
 ones (the cityscapes tools on folders an earlier command of the same page
@@ -28,15 +29,16 @@ FIRST_COMMANDS = [
     ".venv/bin/python -m pytest -q",
 ]
 # Command -> the module whose build_parser() parses its arguments.
-SCRIPTS = {"train.py": "train", "evaluate.py": "evaluate"}
+SCRIPTS = {"train.py": "train", "evaluate.py": "evaluate", "predict.py": "predict"}
 MODULES = {"tuning": "tuning.__main__", "cityscapes.synthetic": "cityscapes.synthetic",
            "cityscapes.stats": "cityscapes.stats", "cityscapes.show_masks": "cityscapes.show_masks",
-           "samples.shapes": "samples.shapes"}
+           "samples.shapes": "samples.shapes", "mrcnn.export": "mrcnn.export"}
 # Commands cheap enough to run for real (seconds, no training).
 RUNNABLE = ("cityscapes.synthetic", "cityscapes.stats", "cityscapes.show_masks")
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=\S*$")
 VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
-PROJECT_HINT = re.compile(r"(train\.py|evaluate\.py|-m\s+(tuning|cityscapes\.|samples\.))")
+PROJECT_HINT = re.compile(
+    r"(train\.py|evaluate\.py|predict\.py|-m\s+(tuning|cityscapes\.|samples\.|mrcnn\.))")
 RUN_TIMEOUT = 60
 
 
@@ -160,11 +162,12 @@ def test_readme_is_a_front_door():
 
 def test_every_page_has_project_commands():
     pages = {page for page, *_ in COMMANDS}
-    for page in ("README.md", "training.md", "evaluation.md", "tuning.md", "cityscapes.md"):
+    for page in ("README.md", "training.md", "evaluation.md", "tuning.md", "cityscapes.md",
+                 "predict.md"):
         assert page in pages, f"{page}: no command of this project found"
     names = {name for _, _, name, _ in COMMANDS}
-    assert names >= {"train.py", "evaluate.py", "tuning", "cityscapes.synthetic",
-                     "cityscapes.stats", "cityscapes.show_masks"}
+    assert names >= {"train.py", "evaluate.py", "predict.py", "tuning", "cityscapes.synthetic",
+                     "cityscapes.stats", "cityscapes.show_masks", "mrcnn.export"}
 
 
 @pytest.mark.parametrize("page,line,name,args", COMMANDS,
