@@ -109,14 +109,16 @@ def draw_instances(image, boxes, masks, class_ids, class_names, scores=None, alp
     if colors is None:
         colors = instance_colors(n)
         colors[np.asarray(class_ids) < 0] = 128
-    out = image.astype(np.float32)
+    out = np.array(image, np.uint8)
     if n:
-        # The last instance covering a pixel gives its colour (one pass, no loop).
-        covered = masks.any(axis=-1)
-        top = (n - 1) - np.argmax(masks[..., ::-1], axis=-1)
-        tint = colors[top].astype(np.float32)
-        out[covered] = (1 - alpha) * out[covered] + alpha * tint[covered]
-    picture = Image.fromarray(np.rint(out).clip(0, 255).astype(np.uint8))
+        # The last instance covering a pixel gives its colour (one pass over
+        # the covered pixels only, no loop).
+        rows, cols = np.nonzero(masks.any(axis=-1))
+        top = (n - 1) - np.argmax(masks[rows, cols, ::-1], axis=-1)
+        blend = ((1 - alpha) * out[rows, cols].astype(np.float32)
+                 + alpha * colors[top].astype(np.float32))
+        out[rows, cols] = np.rint(blend).clip(0, 255).astype(np.uint8)
+    picture = Image.fromarray(out)
     draw = ImageDraw.Draw(picture)
     style = picture_style(image.shape)
     for i in range(n):  # boxes first, then labels on top of every box
