@@ -1,6 +1,6 @@
 """Command-line plumbing shared by every command of the project.
 
-    train.py, evaluate.py, python -m tuning, python -m cityscapes.stats,
+    train.py, evaluate.py, predict.py, python -m tuning, python -m cityscapes.stats,
     python -m cityscapes.show_masks, python -m cityscapes.synthetic
 
 Each command builds a `Parser` (argparse with one-line errors and exit code
