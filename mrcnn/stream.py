@@ -86,6 +86,8 @@ def read_ahead(items, ahead):
             put((_END, None))
         except Exception as e:  # noqa: BLE001  handed to the consumer, raised there
             put((_END, e))
+        finally:  # a generator stopped early closes its files (a video's reader)
+            getattr(items, "close", lambda: None)()
 
     worker = threading.Thread(target=produce, name="read_ahead", daemon=True)
     worker.start()
