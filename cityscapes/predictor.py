@@ -172,13 +172,12 @@ def _names(inputs, output, official):
     """{input: output file} and {input: image id (a video's: the stem its
     frames' ids start with)}; UsageError when two inputs would share one,
     or an output would overwrite an input."""
-    outputs, ids = {}, {}
+    outputs, ids, videos = {}, {}, set(inputs.videos)
     for path in inputs.images + inputs.videos:
-        name = (os.path.basename(path) if path in inputs.images
-                else os.path.splitext(os.path.basename(path))[0] + ".mp4")
-        outputs[path] = os.path.join(output, name)
-        ids[path] = image_id(path) if path in inputs.images else os.path.splitext(
-            os.path.basename(path))[0]
+        stem = os.path.splitext(os.path.basename(path))[0]
+        outputs[path] = os.path.join(output, stem + ".mp4" if path in videos
+                                     else os.path.basename(path))
+        ids[path] = stem if path in videos else image_id(path)
         if official:
             try:
                 export.check_stem(ids[path])
@@ -190,7 +189,7 @@ def _names(inputs, output, official):
         for path, value in mapping.items():
             if value in seen:
                 raise cli.UsageError(f"--input: {seen[value]} and {path} would share the "
-                                     f"{what} {value}; give them separately")
+                                     f"{what} {value}; rename one, or run them apart")
             seen[value] = path
     given = {os.path.abspath(p) for p in inputs.images + inputs.videos}
     for path, out in outputs.items():

@@ -47,20 +47,21 @@ def export_saved_model(model, directory):
 
     molding, net = Molding.of(model.config), model.keras_model
 
-    def one_image(image):
-        out = detect_images(net, molding, image[None])
-        n = out["num_detections"][0]
-        return {k: v[0] if k == "num_detections" else v[0, :n] for k, v in out.items()}
-
+    # Traced once: the one-picture signature calls the batched graph.
+    @tf.function(input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
     def batch(images):
         return detect_images(net, molding, images)
+
+    def one_image(image):
+        out = batch(image[None])
+        n = out["num_detections"][0]
+        return {k: v[0] if k == "num_detections" else v[0, :n] for k, v in out.items()}
 
     archive = keras.export.ExportArchive()
     archive.track(net)
     archive.add_endpoint(SIGNATURES[0], one_image,
                          input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name="image")])
-    archive.add_endpoint(SIGNATURES[1], batch, input_signature=[
-        tf.TensorSpec([None, None, None, 3], tf.uint8, name="images")])
+    archive.add_endpoint(SIGNATURES[1], batch)
     with files.staged_folder(directory) as tmp:
         archive.write_out(tmp, verbose=False)
 
