@@ -225,6 +225,8 @@ def run(plan, log=print):
                     continue
                 first = first or time.time()
                 writer.add(frame, result)
+                bar.set_postfix_str(f"{(bar.n + 1) / (time.time() - started):.2f} images/s",
+                                    refresh=False)
                 bar.update()
     finally:
         stream.close()

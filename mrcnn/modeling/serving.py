@@ -18,8 +18,9 @@ so a SavedModel needs nothing but TensorFlow:
 - `unmold_batch`: boxes to the original pixels, empty boxes dropped, each
   detection's mask of its class pasted at the original resolution.
 
-The molded input equals `mold_batch`'s and the outputs equal `detect`'s to
-float rounding (tests/mrcnn/test_export.py).
+The molded input equals `mold_batch`'s but for rare rounding ties of the
+resize (a value one grey level apart), and the outputs equal `detect`'s
+(tests/mrcnn/modeling/test_serving.py, tests/mrcnn/test_export.py).
 """
 
 import dataclasses
