@@ -113,3 +113,17 @@ def test_an_undecodable_video_is_named_in_one_line(tmp_path):
     with pytest.raises(media.BadFileError, match="cannot open it as a video") as info:
         media.open_video(str(tmp_path / "bad.mp4"))
     assert "\n" not in str(info.value) and info.value.path == str(tmp_path / "bad.mp4")
+
+
+def test_an_avi_is_read_too(tmp_path):
+    import imageio.v2 as imageio
+
+    path = str(tmp_path / "v.avi")
+    with imageio.get_writer(path, format="FFMPEG", fps=4, codec="mjpeg", quality=8,
+                            macro_block_size=1) as out:
+        for value in (30, 130, 230):
+            out.append_data(np.full((32, 48, 3), value, np.uint8))
+    video = media.open_video(path)
+    assert video.fps == 4
+    medians = [float(np.median(f)) for f in video.frames()]
+    assert len(medians) == 3 and np.abs(np.subtract(medians, [30, 130, 230])).max() <= 4
