@@ -11,6 +11,7 @@ import textwrap
 import keras
 import numpy as np
 import pytest
+from scipy.optimize import linear_sum_assignment
 
 from mrcnn import export
 from mrcnn.checkpoint import hdf5
@@ -33,9 +34,10 @@ class TinyConfig(Config):
     FPN_CLASSIF_FC_LAYERS_SIZE = 64
     MASK_CONV_DIM = 16
     RPN_CONV_DIM = 32
-    POST_NMS_ROIS_INFERENCE = 100
-    DETECTION_MAX_INSTANCES = 20
-    # Random weights: keep every detection, so that there are some to compare.
+    POST_NMS_ROIS_INFERENCE = 50
+    # Random weights: keep every detection, so that there are some to compare,
+    # and no cap on their number (random scores tie at the cap).
+    DETECTION_MAX_INSTANCES = 50
     DETECTION_MIN_CONFIDENCE = 0.0
 
 
@@ -119,19 +121,24 @@ def served(checkpoint, pictures, tmp_path_factory):
 
 
 def _compare(detected, boxes, class_ids, scores, masks):
-    """The served detections are detect()'s: boxes within 1 px, masks IoU > 0.99.
+    """The served detections are detect()'s: the same classes and scores,
+    boxes within 1 px, masks IoU > 0.99, one for one (random weights give
+    equal scores, which may come in either order).
     -> number of non-empty masks compared"""
     n = len(detected["class_ids"])
-    assert len(class_ids) == n
-    np.testing.assert_array_equal(class_ids, detected["class_ids"])
-    np.testing.assert_allclose(scores, detected["scores"], atol=1e-4)
-    assert np.abs(boxes.astype(int) - detected["rois"]).max(initial=0) <= 1
-    ours = np.moveaxis(masks.astype(bool), 0, -1)
-    assert ours.shape == detected["masks"].shape
-    inter = (ours & detected["masks"]).sum(axis=(0, 1))
-    union = (ours | detected["masks"]).sum(axis=(0, 1))
-    assert np.all(inter[union > 0] / union[union > 0] > 0.99)
-    return int((union > 0).sum())
+    assert len(class_ids) == n and masks.shape == (n, *detected["masks"].shape[:2])
+    theirs = np.moveaxis(detected["masks"], -1, 0).reshape(n, -1).astype(np.float32)
+    ours = masks.reshape(n, -1).astype(bool).astype(np.float32)
+    inter = theirs @ ours.T
+    union = theirs.sum(1)[:, None] + ours.sum(1)[None] - inter
+    iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    fits = ((detected["class_ids"][:, None] == class_ids[None])
+            & (np.abs(detected["scores"][:, None] - scores[None]) < 1e-4)
+            & (np.abs(detected["rois"][:, None] - boxes[None].astype(int)).max(-1) <= 1)
+            & (iou > 0.99))
+    rows, cols = linear_sum_assignment(fits, maximize=True)
+    assert fits[rows, cols].all(), f"{int((~fits[rows, cols]).sum())} of {n} detections differ"
+    return int((union[rows, cols] > 0).sum())
 
 
 def test_the_saved_model_detects_what_detect_does_without_keras(checkpoint, pictures, served):
@@ -144,7 +151,7 @@ def test_the_saved_model_detects_what_detect_does_without_keras(checkpoint, pict
     for i, picture in enumerate(single):
         detected = model.detect([picture])[0]
         assert out[f"num_detections{i}"] == len(detected["class_ids"]) > 0
-        assert out[f"masks{i}"].dtype == np.uint8 and out[f"masks{i}"].shape[1:] == picture.shape[:2]
+        assert out[f"masks{i}"].dtype == np.uint8
         compared += _compare(detected, out[f"boxes{i}"], out[f"class_ids{i}"], out[f"scores{i}"],
                              out[f"masks{i}"])
     for b, picture in enumerate(batch):
@@ -155,7 +162,7 @@ def test_the_saved_model_detects_what_detect_does_without_keras(checkpoint, pict
                              out["batch_scores"][b, :n], out["batch_masks"][b, :n])
         # Rows past an image's count are zeros.
         assert not out["batch_masks"][b, n:].any() and not out["batch_scores"][b, n:].any()
-    assert compared >= 20  # there were masks to compare
+    assert compared >= 50  # there were masks to compare
 
 
 def test_export_refuses_bad_weights(tmp_path, capsys):
