@@ -40,7 +40,6 @@ from cityscapes.rasterize import value_classes
 from mrcnn import visualize
 from mrcnn.evaluation import mask_ap, rle
 from mrcnn.evaluation.coco import SUMMARY_KEYS
-from mrcnn.files import staged_folder as staged  # noqa: F401  the report folder, staged
 
 MATCHED, MISSED, FALSE_POSITIVE = (40, 200, 60), (230, 40, 40), (40, 110, 255)
 PROPOSALS_DRAWN = 50  # the best ones: all 300 hide the image

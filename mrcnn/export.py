@@ -24,7 +24,7 @@ how to serve it. Exit codes: 0 done; 2 bad input.
 
 import sys
 
-from mrcnn import command, files
+from mrcnn import command, staging
 
 SIGNATURES = ("serving_default", "serving_batch")
 
@@ -62,7 +62,7 @@ def export_saved_model(model, directory):
     archive.add_endpoint(SIGNATURES[0], one_image,
                          input_signature=[tf.TensorSpec([None, None, 3], tf.uint8, name="image")])
     archive.add_endpoint(SIGNATURES[1], batch)
-    with files.staged_folder(directory) as tmp:
+    with staging.staged(directory, log=print) as tmp:
         archive.write_out(tmp, verbose=False)
 
 

@@ -1,6 +1,6 @@
-"""Atomic file writes (a file is complete under its final name, or absent),
-folders replaced as a whole (`staged_folder`), and JSON reads that name
-the file when they fail.
+"""Atomic file writes (a file is complete under its final name, or absent)
+and JSON reads that name the file when they fail (folders replaced as a
+whole: `mrcnn/staging.py`).
 
 The content goes to a temporary file in the same folder, is synced, then
 moved onto the final path with `os.replace` (atomic on POSIX and Windows);
@@ -11,8 +11,6 @@ file behind.
 import contextlib
 import json
 import os
-import shutil
-import tempfile
 import uuid
 
 
@@ -32,29 +30,6 @@ def atomic_path(path, suffix=""):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
-
-
-@contextlib.contextmanager
-def staged_folder(folder):
-    """A temporary folder beside `folder` that replaces it (as a whole) when
-    the block ends without an exception, and is deleted otherwise."""
-    folder = os.path.abspath(folder)
-    parent = os.path.dirname(folder)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=os.path.basename(folder) + ".partial-", dir=parent)
-    try:
-        yield tmp
-        old = None
-        if os.path.exists(folder):
-            old = tempfile.mkdtemp(prefix=os.path.basename(folder) + ".old-", dir=parent)
-            os.rmdir(old)
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write_text(path, text):
