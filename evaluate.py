@@ -50,7 +50,7 @@ def build_parser():
     a("--legacy_matterport", action="store_true", default=None,
       help="match as Matterport's compute_matches does (a ground truth taken by the "
            "top-scoring detection can be matched again); for comparison only")
-    options.add_flags(p, ("skip_bad", "decode_cache"))  # as train.py's
+    options.add_flags(p, ("skip_bad", "decode_cache", "allow_partial"))  # as train.py's
     return p
 
 

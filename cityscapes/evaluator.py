@@ -67,6 +67,7 @@ class EvalOptions:
     image_max_dim: int = None
     skip_bad: bool = False
     decode_cache: str = options.DECODE_CACHE  # or "none"
+    allow_partial: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -300,7 +301,7 @@ def _predictions(plan, model, ids, stems, log):
         for stem, image_id in zip(stems, ids):
             yield stem, image_id, model["predictions"][stem], None
         return
-    net = _inference_model(model)
+    net = _inference_model(model, plan.options.allow_partial)
     for n, (stem, image_id, preds, proposals) in enumerate(
             detections(net, dataset, ids, coco_classes=model["zero_shot"])):
         yield stem, image_id, preds, proposals
@@ -339,11 +340,12 @@ def mask_ap50(net, dataset, image_ids):
             "without_instances": without, "scored": scored}
 
 
-def _inference_model(model):
+def _inference_model(model, allow_partial=False):
     from mrcnn.engine.inference import inference_model
 
     try:
-        return inference_model(model["config"], weights=model["path"])
+        return inference_model(model["config"], weights=model["path"],
+                               allow_partial=allow_partial)
     except ValueError as e:
         raise UsageError(f"--weights {model['path']}: {e}")
 

@@ -56,6 +56,11 @@ class TrainOptions:
     annotations: str = _option("auto", "polygons | instanceIds | auto (polygons where the JSON "
                                        "exists)", choices=ANNOTATIONS)
     weights: str = _option("coco", "coco | imagenet | last | none | PATH to a .h5")
+    exclude: str = _option(None, "do not load the layers whose whole name matches REGEX from "
+                                 "--weights (Matterport's exclude=), e.g. 'mrcnn_mask.*'",
+                           metavar="REGEX")
+    allow_partial: bool = _option(False, "load a weights file that lacks some layers of the "
+                                         "model (they keep random values)", action="store_true")
     backbone: str = _option("resnet101", "backbone", "BACKBONE", choices=BACKBONES)
     optimizer: str = _option("sgd", "optimizer", "OPTIMIZER", choices=OPTIMIZERS)
     lr: float = _option(1e-3, "base learning rate", "LEARNING_RATE", type=float)
@@ -292,6 +297,10 @@ def check(o):
         initial_weights.check_spec(o.weights, o.backbone)
     except initial_weights.WeightsError as e:
         raise UsageError(f"--weights {o.weights}: {e}")
+    try:
+        initial_weights.check_exclude(o.weights, o.exclude)
+    except initial_weights.WeightsError as e:
+        raise UsageError(f"--exclude {o.exclude}: {e}")
     stages(o)
 
 

@@ -122,7 +122,8 @@ def initial_weights_of(plan):
     o = plan.options
     try:
         return initial_weights.choose(o.weights, o.backbone, plan.config.NUM_CLASSES,
-                                      resume_from=plan.resume_from)
+                                      resume_from=plan.resume_from, exclude=o.exclude,
+                                      allow_partial=o.allow_partial)
     except initial_weights.WeightsError as e:
         raise cli.UsageError(f"--weights {o.weights}: {e}")
 

@@ -20,7 +20,8 @@ from tuning.objectives import DIRECTIONS
 from tuning.spaces import STAGES
 
 # train.py options a sweep takes from the command line (the base of every trial).
-TRAIN_OPTIONS = ("dataset", "annotations", "hparams", "weights", "backbone", "layers", "augment",
+TRAIN_OPTIONS = ("dataset", "annotations", "hparams", "weights", "exclude", "allow_partial",
+                 "backbone", "layers", "augment",
                  "freeze", "classes", "images_per_gpu", "image_min_dim", "image_max_dim",
                  "steps_per_epoch", "validation_steps", "gpus", "mixed_precision",
                  "mask_cache", "seed", "skip_bad", "decode_cache")

@@ -35,7 +35,8 @@ Public API:
     read_legacy_h5, write_legacy_h5    the file format
     weight_groups, group_weights, save_weights, load_weights, LoadReport
     imagenet_name_map, load_imagenet_weights
-    WeightsFileError, WeightsLoadError
+    file_layer_names, file_backbone, file_num_classes, first_names
+    WeightsFileError, WeightsLoadError, UnknownLayersError
 
 Where the files come from (cache, download): mrcnn/checkpoint/pretrained.py.
 """
@@ -66,6 +67,18 @@ class WeightsLoadError(ValueError):
     """A weights file does not fit the model (unknown layers, wrong shapes)."""
 
 
+class UnknownLayersError(WeightsLoadError):
+    """A file with weights for layers the model does not have (`names`).
+
+    hint: how to skip them on purpose, in the caller's words (the Python
+    API's `exclude=[...]`; train.py's `--exclude REGEX`)."""
+
+    def __init__(self, path, names, hint="Pass them in exclude=[...] to skip them on purpose."):
+        self.path, self.names = path, list(names)
+        super().__init__(f"{path} has weights for layers the model does not have: "
+                         f"{first_names(self.names)}. {hint}")
+
+
 @dataclasses.dataclass
 class LoadReport:
     """What ``load_weights`` / ``load_imagenet_weights`` did.
@@ -87,11 +100,12 @@ class LoadReport:
     renamed: dict = dataclasses.field(default_factory=dict)
 
     def __str__(self):
+        missing = self.missing_in_file
+        named = f": {first_names(missing, total=False)}" if missing else ""
         extra = f", {len(self.renamed)} renamed" if self.renamed else ""
         return (
             f"Loaded {len(self.loaded)} layers from {self.path} "
-            f"({len(self.excluded)} excluded, {len(self.missing_in_file)} not in file"
-            f"{extra})"
+            f"({len(self.excluded)} excluded, {len(missing)} not in file{named}{extra})"
         )
 
 
@@ -172,6 +186,16 @@ def _layer_names(f, path):
             f"attribute at the root or under 'model_weights'.{hint}"
         )
     return root, layer_names
+
+
+def file_layer_names(path):
+    """Names of the layers of a weights file that hold weights, in file
+    order. Reads the names only (quick even for a 250 MB file)."""
+    path = os.fspath(path)
+    with _open_h5(path) as f:
+        root, names = _layer_names(f, path)
+        return [n for n in names
+                if n in root and _read_name_attr(root[n].attrs, "weight_names")]
 
 
 def file_backbone(path):
@@ -415,11 +439,12 @@ def save_weights(model, path):
 # --------------------------------------------------------------------------
 
 
-def _first(names, n=10):
-    """'a, b, c' for up to n names, with a count when there are more."""
+def first_names(names, n=10, total=True):
+    """'a, b, c' for up to n names, with a count when there are more (and
+    the total when `total`)."""
     shown = ", ".join(repr(x) for x in names[:n])
     more = f" ... and {len(names) - n} more" if len(names) > n else ""
-    return f"{shown}{more} ({len(names)} in all)"
+    return f"{shown}{more} ({len(names)} in all)" if total else f"{shown}{more}"
 
 
 def _match_group(file_name, file_weights, model_name, model_weights):
@@ -468,10 +493,7 @@ def _load_groups(model, file_groups, path, by_name, exclude, renamed=None):
         model_by_name = dict(model_groups)
         unknown = [n for n, _ in file_groups if n not in model_by_name]
         if unknown:
-            raise WeightsLoadError(
-                f"{path} has weights for layers the model does not have: "
-                f"{_first(unknown)}. Pass them in exclude=[...] to skip them on purpose."
-            )
+            raise UnknownLayersError(path, unknown)
         pairs_of = [(n, w, n, model_by_name[n]) for n, w in file_groups]
     else:
         if len(file_groups) != len(model_groups):
@@ -629,7 +651,7 @@ def load_imagenet_weights(model, path, backbone):
     if unmapped:
         raise WeightsLoadError(
             f"{path} has weighted layers that are not {backbone} ImageNet layers "
-            f"(no Matterport name for them): {_first(unmapped)}"
+            f"(no Matterport name for them): {first_names(unmapped)}"
         )
     _check_unique([n for n, _ in groups], "layer names after renaming", path)
     return _load_groups(model, groups, path, by_name=True, exclude=None, renamed=renamed)

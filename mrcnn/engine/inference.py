@@ -11,6 +11,10 @@ A checkpoint's model is described by the `config.json` that training
 writes into its run folder (`MaskRCNN.train`); the inference model takes
 one image per call on one device (IMAGES_PER_GPU = GPU_COUNT = 1), with
 `overrides` (Config fields) on top.
+
+The weights must fit the model entirely, as the weights policy wants
+(mrcnn/engine/initial_weights.py `check_complete`): a file that lacks
+layers of the model is refused, naming them, unless `allow_partial`.
 """
 
 import json
@@ -47,12 +51,16 @@ def inference_config(config, overrides=None):
     return type(config).from_dict(fields)
 
 
-def inference_model(source, overrides=None, weights=None, model_dir=None):
+def inference_model(source, overrides=None, weights=None, model_dir=None, allow_partial=False):
     """An inference `MaskRCNN`: of a checkpoint (its run's config.json, its
     weights loaded) or of a Config (with `weights`, a file, loaded by name
     when given). `overrides`: Config fields set on top (e.g.
-    DETECTION_MIN_CONFIDENCE). Raises RunRecordError, or ValueError for
-    weights that do not fit."""
+    DETECTION_MIN_CONFIDENCE); `allow_partial`: accept a file that lacks
+    layers of the model (they keep random values). Raises RunRecordError,
+    or ValueError for weights that do not fit (`initial_weights.WeightsError`
+    naming the missing layers)."""
+    from mrcnn.checkpoint import hdf5
+    from mrcnn.engine import initial_weights
     from mrcnn.model import MaskRCNN
 
     if isinstance(source, Config):
@@ -63,7 +71,12 @@ def inference_model(source, overrides=None, weights=None, model_dir=None):
     folder = model_dir or (os.path.dirname(os.path.abspath(checkpoint)) if checkpoint else "logs")
     model = MaskRCNN("inference", config, folder)
     if checkpoint:
-        model.load_weights(checkpoint, by_name=True)
+        try:
+            report = model.load_weights(checkpoint, by_name=True)
+        except hdf5.UnknownLayersError as e:
+            raise hdf5.UnknownLayersError(e.path, e.names, "Is it a checkpoint of this "
+                                          "configuration (backbone, classes, heads)?") from None
+        initial_weights.check_complete(report, allow_partial)
     return model
 
 

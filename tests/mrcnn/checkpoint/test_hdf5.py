@@ -248,6 +248,7 @@ def test_model_groups_absent_from_file_are_reported(tmp_path):
     report = W.load_weights(make_toy_model(), path, by_name=True)
     assert report.loaded == ["conv1", "bn_conv1"]
     assert report.missing_in_file == ["rpn_model", "mrcnn_class_logits"]
+    assert str(report).endswith("(0 excluded, 2 not in file: 'rpn_model', 'mrcnn_class_logits')")
 
 
 def test_renamed_layer_raises_and_loads_nothing(tmp_path):
