@@ -4,7 +4,7 @@
     results = run(plan)          # score every model, export, write the report
 
 Models come from checkpoints (`--weights PATH|last`, each with the
-config.json and train_args.json that train.py writes beside it) or, with
+Config and classes that train.py records in its run folder) or, with
 `--zero-shot`, from Matterport's 81-class COCO weights, whose person,
 bicycle, car, motorcycle, bus, train and truck detections are renamed to
 the Cityscapes classes (rider, caravan and trailer have no COCO class).

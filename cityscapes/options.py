@@ -10,8 +10,13 @@ its flag's help text and, where it sets one, the `Config` field it maps to
 the Config). `resolve` applies the precedence the README gives, lowest
 first:
 
-    defaults < the demo's (`--dataset demo`) < the run `--weights last`
-    continues (its train_args.json) < `--hparams FILE` < the command line
+    defaults < the demo's (`--dataset demo`) < the options of the invocation
+    that wrote the checkpoint `--weights last` continues (`recorded_run`)
+    < `--hparams FILE` < the command line
+
+(`--exclude` and `--allow_partial` are not carried over: they say how one
+invocation loads its --weights file, not how a later one continues.)
+`changes` and `describe_changes` tell what a continued run changes.
 
 A layer that sets `epochs` or `layers` without a `schedule` replaces the
 schedule inherited from the layers below it (e.g. the demo's
@@ -123,6 +128,8 @@ DEMO = {
     "evaluate": True,
 }
 RUN_RECORD = "train_args.json"
+# Options about loading one invocation's --weights file, not carried over by --weights last.
+NOT_RESUMED = ("exclude", "allow_partial")
 
 
 def add_flags(parser, names=None, group=None):
@@ -194,22 +201,47 @@ def last_checkpoint(logs, name):
         raise UsageError(f"--weights last: {e}")
 
 
-def run_record_options(checkpoint):
-    """The options recorded beside a checkpoint (train_args.json), or {}."""
+def recorded_run(checkpoint):
+    """What train.py recorded for the invocation that wrote `checkpoint`:
+    its runs.jsonl line (invocation, options, stages, dataset_root,
+    classes, config; mrcnn/engine/run_record.py), else the run folder's
+    train_args.json (folders older than runs.jsonl, tuning trials), else {}."""
+    from mrcnn.engine import run_record
+
+    entry = run_record.writer(checkpoint)
+    if entry is not None and "options" in entry:
+        return entry
     saved = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), RUN_RECORD)
-    if not os.path.exists(saved):
-        return {}
-    options = _read_object(saved, "run record").get("options", {})
-    return {k: v for k, v in options.items() if k in FIELDS}
+    return _read_object(saved, "run record") if os.path.exists(saved) else {}
+
+
+def run_record_options(checkpoint):
+    """The options --weights last takes from the run it continues: those
+    recorded for `checkpoint` (`recorded_run`), less NOT_RESUMED."""
+    options = recorded_run(checkpoint).get("options", {})
+    return {k: v for k, v in options.items() if k in FIELDS and k not in NOT_RESUMED}
+
+
+def changes(before, after):
+    """{name: [before, after]} of the options that differ between a
+    recorded options dict (a missing name: its default) and TrainOptions."""
+    now = record(after)
+    return {k: [before.get(k, DEFAULTS[k]), now[k]] for k in FIELDS
+            if before.get(k, DEFAULTS[k]) != now[k]}
+
+
+def describe_changes(changed):
+    """"lr 0.001 -> 1e+30, epochs 2 -> 3" (or "nothing") of `changes`."""
+    def shown(value):
+        return f"{value:g}" if isinstance(value, float) else str(value)
+
+    return ", ".join(f"{k} {shown(a)} -> {shown(b)}" for k, (a, b) in changed.items()) or "nothing"
 
 
 def run_record_classes(checkpoint):
-    """The class names (ids 1..K) recorded beside a checkpoint
-    (train_args.json's "classes"), or None."""
-    saved = os.path.join(os.path.dirname(os.path.abspath(checkpoint)), RUN_RECORD)
-    if not os.path.exists(saved):
-        return None
-    classes = _read_object(saved, "run record").get("classes")
+    """The class names (ids 1..K) recorded for the invocation that wrote
+    `checkpoint` (`recorded_run`'s "classes"), or None."""
+    classes = recorded_run(checkpoint).get("classes")
     return list(classes) if classes is not None else None
 
 

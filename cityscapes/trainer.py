@@ -12,11 +12,17 @@ checkpoint stays.
 
 The run folder ({logs}/{name}{YYYYmmddTHHMM}/, mrcnn/engine/run_dir.py)
 holds what `MaskRCNN.train` and the engine write (checkpoints,
-history.csv, tensorboard/, config.json, summary.json) plus train_args.json:
-the resolved options, read back by `--weights last`, and, when images were
-left out (--skip_bad at load time, or files that failed to load during
-training), skipped.json (mrcnn/engine/skipped.py). More than 1 % of the
-images failing during training stops the run with a UsageError (exit 2).
+history.csv, tensorboard/, summary.json, and runs.jsonl: one line per
+invocation and per checkpoint, mrcnn/engine/run_record.py). Each
+invocation's line carries its resolved options (`invocation_record`),
+which `--weights last` reads back for the checkpoint it continues; for a
+continued run also that checkpoint and the options changed since, which
+`run` prints. config.json and train_args.json hold the Config and options
+of the invocation that started the run, and are never overwritten. When
+images were left out (--skip_bad at load time, or files that failed to
+load during training), skipped.json (mrcnn/engine/skipped.py). More than
+1 % of the images failing during training stops the run with a UsageError
+(exit 2).
 """
 
 import dataclasses
@@ -153,13 +159,42 @@ def augmentation(o):
     return FlipCrop(flip=flip, crop=crop, seed=o.seed) if flip or crop else None
 
 
+def run_options(plan):
+    """The resolved options, stages, dataset and classes of a plan (a dict)."""
+    return {"options": opts.record(plan.options), "stages": [str(s) for s in plan.stages],
+            "dataset_root": plan.root, "classes": list(plan.classes)}
+
+
 def write_run_options(model, plan):
     """train_args.json: the resolved options, stages and dataset of the run."""
-    record = {"options": opts.record(plan.options),
-              "stages": [str(s) for s in plan.stages],
-              "dataset_root": plan.root, "classes": list(plan.classes)}
     files.write_text(os.path.join(model.log_dir, opts.RUN_RECORD),
-                     json.dumps(record, indent=2) + "\n")
+                     json.dumps(run_options(plan), indent=2) + "\n")
+
+
+def invocation_record(plan, model):
+    """This invocation's fields in runs.jsonl (`run_options`); when it
+    continues a run (the model's log_dir and epoch set by its weights), also
+    `continues` (the checkpoint and the invocation that wrote it) and
+    `changed` (options that differ from that invocation's: `opts.changes`)."""
+    from mrcnn.engine.run import checkpoint_of
+
+    info = run_options(plan)
+    continued = checkpoint_of(model, model.epoch)
+    if continued:
+        before = opts.recorded_run(continued)
+        info["continues"] = {"checkpoint": os.path.basename(continued),
+                             "invocation": before.get("invocation")}
+        info["changed"] = opts.changes(before.get("options", {}), plan.options)
+    return info
+
+
+def continuation_line(info):
+    """What a continued run takes over and changes, for the log."""
+    c = info["continues"]
+    source = (f"invocation {c['invocation']}, which wrote it" if c["invocation"]
+              else "the run's train_args.json")
+    return (f"Options of {c['checkpoint']}: those of {source}; this command changes "
+            f"{opts.describe_changes(info['changed'])}")
 
 
 def run(plan, log=print):
@@ -169,7 +204,11 @@ def run(plan, log=print):
 
     o = plan.options
     model = build_model(plan)
-    write_run_options(model, plan)
+    model.run_info = invocation_record(plan, model)
+    if "continues" in model.run_info:
+        log(continuation_line(model.run_info))
+    if not os.path.exists(os.path.join(model.log_dir, opts.RUN_RECORD)):
+        write_run_options(model, plan)
     left_out = load_skipped(plan)
     skipped.append(model.log_dir, left_out)
     evaluate = None

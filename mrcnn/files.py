@@ -1,11 +1,13 @@
-"""Atomic file writes (a file is complete under its final name, or absent)
-and JSON reads that name the file when they fail (folders replaced as a
-whole: `mrcnn/staging.py`).
+"""Atomic file writes (a file is complete under its final name, or absent),
+appends of whole lines, and JSON reads that name the file when they fail
+(folders replaced as a whole: `mrcnn/staging.py`).
 
 The content goes to a temporary file in the same folder, is synced, then
 moved onto the final path with `os.replace` (atomic on POSIX and Windows);
 an interrupted write leaves any previous file untouched and no temporary
-file behind.
+file behind. `append_line` adds one line to a log (O_APPEND, one write,
+synced): what was there before is never rewritten, and a line cut short
+by a crash is ended so that the next one starts on a line of its own.
 """
 
 import contextlib
@@ -36,6 +38,24 @@ def write_text(path, text):
     """Write `text` (UTF-8) to `path` atomically."""
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         f.write(text)
+
+
+def append_line(path, text):
+    """Append `text` and a newline to the file at `path` (created if absent)."""
+    data = (text + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size:
+            with open(path, "rb") as f:
+                f.seek(size - 1)
+                if f.read(1) != b"\n":  # the end of a line cut short
+                    data = b"\n" + data
+        while data:
+            data = data[os.write(fd, data):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_json(path):

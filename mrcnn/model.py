@@ -19,7 +19,7 @@ Several devices (`engine.devices.make_strategy`): create `MaskRCNN` under
 """
 
 import contextlib
-import json
+
 import logging
 import os
 import re
@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn import files, utils
+from mrcnn import utils
 from mrcnn.checkpoint import hdf5 as weight_io
 from mrcnn.checkpoint import pretrained
 from mrcnn.config import LOSS_NAMES
@@ -46,7 +46,7 @@ from mrcnn.data.image import (
 )
 from mrcnn.data.image_check import DECODE_ERRORS
 from mrcnn.engine import callbacks as run_callbacks
-from mrcnn.engine import optimizers, run_dir, skipped, trainable
+from mrcnn.engine import optimizers, run_dir, run_record, skipped, trainable
 from mrcnn.modeling import anchors as anchor_boxes
 from mrcnn.modeling import box_ops, postprocess, targets
 from mrcnn.modeling.network import MODES, build_network
@@ -87,6 +87,11 @@ class MaskRCNN:
         # Images the input pipeline skipped in train() calls (dicts as in
         # skipped.json: a file that failed to load during training).
         self.feed_skipped = []
+
+        # Extra fields of this model's line in its run folder's runs.jsonl
+        # (train.py: its options), and (log_dir, invocation number) once written.
+        self.run_info = {}
+        self._invocation = None
 
     # --------------------------------------------------------------- weights
     def load_weights(self, filepath, by_name=False, exclude=None):
@@ -249,17 +254,20 @@ class MaskRCNN:
 
     def _run_callbacks(self):
         """The run folder's callbacks (mrcnn/engine/callbacks.py), in the order that
-        keeps a NaN epoch from being saved. Also writes config.json."""
+        keeps a NaN epoch from being saved. The first call in a run folder
+        appends this invocation to its runs.jsonl (engine/run_record.py;
+        config.json too when the folder has none)."""
         name = self.config.NAME or "mrcnn"
-        os.makedirs(self.log_dir, exist_ok=True)
-        files.write_text(os.path.join(self.log_dir, "config.json"),
-                         json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n")
+        if self._invocation is None or self._invocation[0] != self.log_dir:
+            number = run_record.start(self.log_dir, self.config, self.epoch, self.run_info)
+            self._invocation = (self.log_dir, number)
         return [
             run_callbacks.StopOnNonFinite(),
             run_callbacks.HistoryCSV(os.path.join(self.log_dir, "history.csv"), self.epoch),
             keras.callbacks.TensorBoard(os.path.join(self.log_dir, "tensorboard"),
                                         write_graph=False, profile_batch=0),
             run_callbacks.EpochCheckpoint(self.log_dir, name),
+            run_callbacks.RecordCheckpoint(self.log_dir, name, self._invocation[1]),
         ]
 
     # ------------------------------------------------------------- inference

@@ -3,6 +3,7 @@
 A run folder (see training.py) gets, from `MaskRCNN.train`:
 
     mask_rcnn_{name}_{epoch:04d}.h5   EpochCheckpoint: after every epoch, atomically
+    runs.jsonl                        RecordCheckpoint: which invocation wrote it (run_record.py)
     history.csv                       HistoryCSV: one row per epoch, every loss
     tensorboard/                      keras.callbacks.TensorBoard: losses, learning rate
 
@@ -23,7 +24,7 @@ import keras
 from mrcnn import files
 from mrcnn.checkpoint import hdf5
 from mrcnn.config import LOSS_NAMES
-from mrcnn.engine import run_dir
+from mrcnn.engine import run_dir, run_record
 
 HISTORY_COLUMNS = (
     ("epoch", "lr", "loss") + LOSS_NAMES + ("val_loss",) + tuple(f"val_{n}" for n in LOSS_NAMES)
@@ -86,6 +87,19 @@ class EpochCheckpoint(keras.callbacks.Callback):
         os.makedirs(self.log_dir, exist_ok=True)
         self.last_path = run_dir.checkpoint_path(self.log_dir, self.name, epoch + 1)
         hdf5.save_weights(self.model, self.last_path)
+
+
+class RecordCheckpoint(keras.callbacks.Callback):
+    """After EpochCheckpoint: note in runs.jsonl that `invocation` wrote the
+    epoch's checkpoint (not reached when writing it failed)."""
+
+    def __init__(self, log_dir, name, invocation):
+        super().__init__()
+        self.log_dir, self.name, self.invocation = log_dir, name, invocation
+
+    def on_epoch_end(self, epoch, logs=None):
+        path = run_dir.checkpoint_path(self.log_dir, self.name, epoch + 1)
+        run_record.checkpoint_written(self.log_dir, self.invocation, path)
 
 
 def read_history(path):

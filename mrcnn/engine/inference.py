@@ -7,8 +7,10 @@
     results = model.detect([image])
     path, config = model_source("last", logs="logs")   # a --weights value: PATH | last | coco
 
-A checkpoint's model is described by the `config.json` that training
-writes into its run folder (`MaskRCNN.train`); the inference model takes
+A checkpoint's model is described by the Config of the invocation that
+wrote it, which training records in its run folder's runs.jsonl
+(`MaskRCNN.train`, mrcnn/engine/run_record.py), else by the folder's
+`config.json` (folders older than the journal); the inference model takes
 one image per call on one device (IMAGES_PER_GPU = GPU_COUNT = 1), with
 `overrides` (Config fields) on top.
 
@@ -17,12 +19,13 @@ The weights must fit the model entirely, as the weights policy wants
 layers of the model is refused, naming them, unless `allow_partial`.
 """
 
-import json
 import os
 
+from mrcnn import files
 from mrcnn.config import Config
+from mrcnn.engine import run_record
 
-RUN_CONFIG = "config.json"
+RUN_CONFIG = run_record.CONFIG
 WEIGHTS_SPECS = ("last", "coco")
 
 
@@ -31,17 +34,27 @@ class RunRecordError(ValueError):
 
 
 def run_config(checkpoint, overrides=None):
-    """The Config recorded beside a checkpoint (config.json), with overrides."""
+    """The Config recorded for a checkpoint (that of the invocation that
+    wrote it, in runs.jsonl, else config.json), with overrides."""
     folder = os.path.dirname(os.path.abspath(checkpoint))
-    path = os.path.join(folder, RUN_CONFIG)
-    if not os.path.isfile(path):
-        raise RunRecordError(f"no {RUN_CONFIG} beside it in {folder} (training writes one in "
-                             "each run folder)")
     try:
-        with open(path, encoding="utf-8") as f:
-            values = json.load(f)
+        entry = run_record.writer(checkpoint)
+    except OSError as e:
+        raise RunRecordError(f"{os.path.join(folder, run_record.RUNS)}: cannot read it ({e})")
+    if entry is not None:
+        path, values = os.path.join(folder, run_record.RUNS), entry.get("config")
+    else:
+        path = os.path.join(folder, RUN_CONFIG)
+        if not os.path.isfile(path):
+            raise RunRecordError(f"no {RUN_CONFIG} beside it in {folder} (training writes one, "
+                                 f"and {run_record.RUNS}, in each run folder)")
+        try:
+            values = files.read_json(path)
+        except ValueError as e:
+            raise RunRecordError(str(e))
+    try:
         return Config.from_dict({**values, **(overrides or {})})
-    except ValueError as e:
+    except (TypeError, ValueError) as e:
         raise RunRecordError(f"{path}: {e}")
 
 
