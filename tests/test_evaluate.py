@@ -261,3 +261,22 @@ def test_unreadable_predictions_file_exit_2(root, tmp_path, capsys):
         assert e.value.code == 2
         err = capsys.readouterr().err
         assert str(path) in err and message in err
+
+
+def test_a_checkpoint_without_the_mask_head_needs_allow_partial(root, tmp_path, capsys):
+    from cityscapes.config import DemoConfig
+    from mrcnn.checkpoint import hdf5
+
+    path = _save_model(tmp_path / "run", DemoConfig(), list(INSTANCE_CLASSES))
+    groups = hdf5.read_legacy_h5(path)
+    hdf5.write_legacy_h5(path, [g for g in groups if not g[0].startswith("mrcnn_mask")])
+    argv = ["--dataset", root, "--weights", path, "--images", "1", "--samples", "0"]
+    with pytest.raises(SystemExit) as e:
+        evaluate.main(argv)
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2
+    assert "has no weights for 10 layers of the model: 'mrcnn_mask_conv1'" in line
+    assert line.endswith("Pass --allow_partial to load it anyway")
+    code, out = run(capsys, *argv, "--allow_partial")
+    assert code == 0, out.err
+    assert "10 not in file: 'mrcnn_mask_conv1'" in out.out

@@ -173,3 +173,34 @@ def test_parser_flags_come_from_the_options():
     args = parser.parse_args(["--lr", "0.01", "--no-evaluate", "--mixed_precision"])
     assert options.given(args) == {"lr": 0.01, "evaluate": False, "mixed_precision": True}
     assert os.path.basename(options.MASK_CACHE) == "minimasks"
+
+
+# ------------------------------------------------------------- run records
+def journal(run, *lines):
+    (run / "runs.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+
+def test_last_takes_the_options_of_the_checkpoints_writer(tmp_path):
+    """Not those of a later invocation that wrote no checkpoint (a NaN stop),
+    nor train_args.json; --exclude and --allow_partial are not carried over."""
+    ckpt = previous_run(tmp_path, lr=0.5)  # train_args.json: read only without a journal
+    run = tmp_path / "demo20260101T1200"
+    first = {"lr": 2e-3, "momentum": 0.8, "exclude": "mrcnn_mask.*", "allow_partial": True}
+    journal(run, {"invocation": 1, "start_epoch": 0, "options": first, "config": {}},
+            {"checkpoint": ckpt.name, "epoch": 2, "invocation": 1},
+            {"invocation": 2, "start_epoch": 2, "options": {"lr": 1e30}, "config": {}})
+    o = resolve(dataset="demo", weights="last", logs=str(tmp_path))
+    assert (o.lr, o.momentum, o.exclude, o.allow_partial) == (2e-3, 0.8, None, False)
+    assert options.recorded_run(ckpt)["invocation"] == 1
+    o = resolve(dataset="demo", weights="last", logs=str(tmp_path), lr=1e-4)
+    assert o.lr == 1e-4
+
+
+def test_changes_and_their_description():
+    o = TrainOptions(lr=1e30, epochs=3, weights="last")
+    changed = options.changes({"lr": 1e-3, "epochs": 2, "weights": "coco"}, o)
+    assert changed == {"weights": ["coco", "last"], "lr": [1e-3, 1e30], "epochs": [2, 3]}
+    assert options.describe_changes(changed) == ("weights coco -> last, lr 0.001 -> 1e+30, "
+                                                 "epochs 2 -> 3")
+    assert options.changes(options.record(o), o) == {}
+    assert options.describe_changes({}) == "nothing"
