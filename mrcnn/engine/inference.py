@@ -65,8 +65,8 @@ def inference_config(config, overrides=None):
 
 
 def inference_model(source, overrides=None, weights=None, model_dir=None, allow_partial=False):
-    """An inference `MaskRCNN`: of a checkpoint (its run's config.json, its
-    weights loaded) or of a Config (with `weights`, a file, loaded by name
+    """An inference `MaskRCNN`: of a checkpoint (the Config its run folder
+    records for it, `run_config`; its weights loaded) or of a Config (with `weights`, a file, loaded by name
     when given). `overrides`: Config fields set on top (e.g.
     DETECTION_MIN_CONFIDENCE); `allow_partial`: accept a file that lacks
     layers of the model (they keep random values). Raises RunRecordError,
