@@ -70,6 +70,7 @@ class PredictOptions:
     format: str = "coco"
     skip_bad: bool = False
     read_ahead: int = 4
+    allow_partial: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -208,7 +209,8 @@ def run(plan, log=print):
     from mrcnn.stream import detect_stream, frames, read_ahead
 
     o = plan.options
-    model = command.detection_model(plan.weights, plan.config, {"IMAGES_PER_GPU": o.batch})
+    model = command.detection_model(plan.weights, plan.config, {"IMAGES_PER_GPU": o.batch},
+                                    allow_partial=o.allow_partial)
     writer = Outputs(plan)
     total = None if plan.inputs.videos else len(plan.inputs.images)
     source = read_ahead(frames(plan.inputs), o.read_ahead)

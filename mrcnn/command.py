@@ -101,6 +101,9 @@ def add_model_flags(parser):
       help="keep detections scoring at least this (DETECTION_MIN_CONFIDENCE) [the model's]")
     a("--image_min_dim", type=int, help="resize as with this IMAGE_MIN_DIM [the model's]")
     a("--image_max_dim", type=int, help="resize as with this IMAGE_MAX_DIM [the model's]")
+    a("--allow_partial", action="store_true", default=None,
+      help="load a weights file that lacks some layers of the model (they keep random "
+           "values) instead of stopping")
 
 
 def model_overrides(args):
@@ -127,13 +130,15 @@ def model_source(args):
         raise UsageError(f"--weights {args.weights}: {e}")
 
 
-def detection_model(path, config, overrides=None):
+def detection_model(path, config, overrides=None, allow_partial=False):
     """The inference MaskRCNN of `model_source`'s answer, `overrides`
     (Config fields, e.g. IMAGES_PER_GPU) on top (UsageError when the
-    weights do not fit the model)."""
+    weights do not fit the model; a file that lacks layers of the model
+    only with allow_partial)."""
     from mrcnn.engine.inference import inference_model
 
     try:
-        return inference_model(config, overrides=overrides, weights=path)
+        return inference_model(config, overrides=overrides, weights=path,
+                               allow_partial=allow_partial)
     except (ValueError, OSError) as e:
         raise UsageError(f"--weights {path}: {e}")

@@ -68,7 +68,7 @@ def export_saved_model(model, directory):
 
 def work(args):
     path, config = command.model_source(args)
-    model = command.detection_model(path, config)
+    model = command.detection_model(path, config, allow_partial=bool(args.allow_partial))
     export_saved_model(model, args.output)
     print(f"Exported {path} to {args.output} (signatures {', '.join(SIGNATURES)})")
 

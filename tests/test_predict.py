@@ -199,3 +199,24 @@ def test_classes_keeps_only_the_detections_of_those_classes():
     np.testing.assert_array_equal(kept["rois"], result["rois"][[0, 2]])
     assert kept["masks"].shape == (4, 5, 2) and kept["masks"][0, 0].all()
     assert predictor._kept(result, None) is result
+
+
+def test_a_checkpoint_without_the_mask_head_stops_unless_allow_partial(root, checkpoint, tmp_path,
+                                                                       capsys):
+    from mrcnn.checkpoint import hdf5
+
+    folder = tmp_path / "demo20260101T0001"
+    folder.mkdir()
+    for name in ("config.json", "train_args.json"):
+        (folder / name).write_bytes((Path(checkpoint).parent / name).read_bytes())
+    partial = folder / "mask_rcnn_demo_0001.h5"
+    hdf5.write_legacy_h5(partial, [g for g in hdf5.read_legacy_h5(checkpoint)
+                                   if not g[0].startswith("mrcnn_mask")])
+    picture = tmp_path / "a.png"
+    _picture(picture, (64, 96))
+    argv = ["--weights", str(partial), "--input", str(picture), "--output", str(tmp_path / "o")]
+    assert exit_code(predict.main, argv) == 2
+    err = capsys.readouterr().err
+    assert "has no weights for 10 layers" in err and "Pass --allow_partial" in err
+    assert "mrcnn_mask" in err
+    assert exit_code(predict.main, argv + ["--allow_partial"]) == 0
