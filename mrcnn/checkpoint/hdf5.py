@@ -32,7 +32,7 @@ may be stored as one group: Matterport's ``rpn_model`` group holds
 Keras 3 model onto such groups.
 
 Public API:
-    read_legacy_h5, write_legacy_h5    the file format
+    read_legacy_h5, write_legacy_h5, check_readable    the file format
     weight_groups, group_weights, save_weights, load_weights, LoadReport
     imagenet_name_map, load_imagenet_weights
     file_layer_names, file_backbone, file_num_classes, first_names
@@ -243,12 +243,23 @@ def read_legacy_h5(path):
 
     Raises:
         FileNotFoundError: ``path`` does not exist.
-        WeightsFileError: not an HDF5 file, or not this layout.
+        WeightsFileError: not an HDF5 file, not this layout, or damaged
+            (truncated, or an array whose checksum does not match).
     """
-    path = os.fspath(path)
+    return list(_iter_legacy_h5(os.fspath(path)))
+
+
+def check_readable(path):
+    """Read every array of a weights file once (checksums verified), keeping
+    none. FileNotFoundError / WeightsFileError as ``read_legacy_h5``."""
+    for _ in _iter_legacy_h5(os.fspath(path)):
+        pass
+
+
+def _iter_legacy_h5(path):
+    """``read_legacy_h5``'s groups, one at a time."""
     with _open_h5(path) as f:
         root, layer_names = _layer_names(f, path)
-        groups = []
         for layer in layer_names:
             if layer not in root or not isinstance(root[layer], h5py.Group):
                 raise WeightsFileError(
@@ -268,21 +279,32 @@ def read_legacy_h5(path):
                         f"{path}: weight {name!r} of layer {layer!r} is listed in "
                         f"'weight_names' but has no dataset in the file."
                     )
-                weights.append((name, np.asarray(group[name][()])))
-            groups.append((layer, weights))
-    return groups
+                try:
+                    value = np.asarray(group[name][()])
+                except OSError as exc:  # a checksum mismatch, a read past the end
+                    raise WeightsFileError(
+                        f"{path}: weight {name!r} of layer {layer!r} cannot be read, the "
+                        f"file is damaged ({exc})") from exc
+                weights.append((name, value))
+            yield layer, weights
 
 
-def write_legacy_h5(path, groups):
+def write_legacy_h5(path, groups, progress=None):
     """Write weights in the legacy Keras-2 HDF5 layout, atomically.
 
     Through ``files.atomic_path``: an interrupted write leaves any previous
-    file at ``path`` untouched and no temporary file behind.
+    file at ``path`` untouched and no temporary file behind. Every array
+    (but scalars and empty ones) is stored with HDF5's Fletcher-32 checksum,
+    so damaged bytes make a read fail (``check_readable``) rather than load
+    garbage; any HDF5 reader (Keras 2's included) verifies it transparently.
 
     Args:
         path: str or os.PathLike, destination file.
         groups: iterable of ``(layer_name, [(weight_name, array), ...])`` in
             the order to store; ``weight_name`` like ``"conv1/kernel:0"``.
+        progress: None, or ``progress(written, total)`` called after each
+            layer group is written and flushed to the temporary file (the
+            fault-injection test hook, mrcnn/engine/faults.py).
 
     Raises:
         ValueError: duplicate layer names, or duplicate weight names in a layer.
@@ -297,11 +319,15 @@ def write_legacy_h5(path, groups):
         _write_name_attr(f.attrs, "layer_names", [layer for layer, _ in groups])
         f.attrs["backend"] = b"tensorflow"
         f.attrs["keras_version"] = keras.__version__.encode("utf8")
-        for layer, weights in groups:
+        for done, (layer, weights) in enumerate(groups, 1):
             group = f.create_group(layer)
             _write_name_attr(group.attrs, "weight_names", [n for n, _ in weights])
             for name, value in weights:
-                group.create_dataset(name, data=np.asarray(value))
+                value = np.asarray(value)
+                group.create_dataset(name, data=value, fletcher32=bool(value.ndim and value.size))
+            if progress is not None:
+                f.flush()
+                progress(done, len(groups))
 
 
 def _check_unique(names, what, path):
@@ -409,12 +435,12 @@ def group_weights(layer):
     return unique
 
 
-def save_weights(model, path):
+def save_weights(model, path, progress=None):
     """Save ``model``'s weights to ``path`` in the legacy Keras-2 layout.
 
     Groups come from ``weight_groups(model)``; the write is atomic (see
-    ``write_legacy_h5``). Files written here load into Matterport's Keras-2
-    code and back with ``load_weights``.
+    ``write_legacy_h5``, also for ``progress``). Files written here load
+    into Matterport's Keras-2 code and back with ``load_weights``.
 
     Raises:
         ValueError: the model has no weights (not built yet).
@@ -431,6 +457,7 @@ def save_weights(model, path):
             (name, [(w, keras.ops.convert_to_numpy(v)) for w, v in group_weights(layer)])
             for name, layer in groups
         ],
+        progress,
     )
 
 
