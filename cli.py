@@ -11,7 +11,8 @@ shares into exit codes (these live in mrcnn/command.py, which knows nothing
 of Cityscapes, and are re-exported here):
 
     0  done
-    1  the work stopped on its own terms (e.g. a sweep after failed trials)
+    1  the work stopped on its own terms (e.g. a sweep after failed trials,
+       a checkpoint that could not be written)
     2  bad input (`UsageError`), found before any long work starts
     3  a loss became NaN / Inf (training stops; the last good checkpoint stays)
 

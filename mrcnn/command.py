@@ -7,7 +7,8 @@ work inside `run(parser, work)`, which turns the errors every command
 shares into exit codes:
 
     0  done
-    1  the work stopped on its own terms (e.g. a sweep after failed trials)
+    1  the work stopped on its own terms (e.g. a sweep after failed trials,
+       a checkpoint that could not be written)
     2  bad input (`UsageError`), found before any long work starts
     3  a loss became NaN / Inf (training stops; the last good checkpoint stays)
 
@@ -67,12 +68,14 @@ def run(parser, work, args):
         print(f"{parser.prog}: stopped: {e}", file=sys.stderr)
         return EXIT_FAILED
     except Exception as e:
-        # Training's NaN stop (only raised once the engine is loaded).
+        # Training's NaN stop and failed checkpoint write (only raised once
+        # the engine is loaded).
         engine = sys.modules.get("mrcnn.engine.callbacks")
-        if engine is None or not isinstance(e, engine.NonFiniteLossError):
+        if engine is None or not isinstance(e, (engine.NonFiniteLossError,
+                                                engine.CheckpointWriteError)):
             raise
         print(f"{parser.prog}: stopped: {e}", file=sys.stderr)
-        return EXIT_NON_FINITE
+        return EXIT_NON_FINITE if isinstance(e, engine.NonFiniteLossError) else EXIT_FAILED
 
 
 def main(parser, work, argv=None):

@@ -5,15 +5,20 @@ appends of whole lines, and JSON reads that name the file when they fail
 The content goes to a temporary file in the same folder, is synced, then
 moved onto the final path with `os.replace` (atomic on POSIX and Windows);
 an interrupted write leaves any previous file untouched and no temporary
-file behind. `append_line` adds one line to a log (O_APPEND, one write,
-synced): what was there before is never rewritten, and a line cut short
-by a crash is ended so that the next one starts on a line of its own.
+file behind, except when the process is killed outright (SIGKILL, a power
+cut): `leftover_temp_files` finds those, for the folder's owner to remove.
+`append_line` adds one line to a log (O_APPEND, one write, synced): what
+was there before is never rewritten, and a line cut short by a crash is
+ended so that the next one starts on a line of its own.
 """
 
 import contextlib
 import json
 import os
+import re
 import uuid
+
+_TEMP_RE = re.compile(r"\..+\.[0-9a-f]{32}\.tmp")
 
 
 @contextlib.contextmanager
@@ -32,6 +37,14 @@ def atomic_path(path, suffix=""):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def leftover_temp_files(folder):
+    """The temporary files `atomic_path` left in `folder` (their writer was
+    killed before it could finish or clean up). -> sorted paths"""
+    if not os.path.isdir(folder):
+        return []
+    return sorted(os.path.join(folder, n) for n in os.listdir(folder) if _TEMP_RE.fullmatch(n))
 
 
 def write_text(path, text):

@@ -19,7 +19,6 @@ Several devices (`engine.devices.make_strategy`): create `MaskRCNN` under
 """
 
 import contextlib
-
 import logging
 import os
 import re
@@ -30,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mrcnn import utils
+from mrcnn import files, utils
 from mrcnn.checkpoint import hdf5 as weight_io
 from mrcnn.checkpoint import pretrained
 from mrcnn.config import LOSS_NAMES
@@ -46,7 +45,7 @@ from mrcnn.data.image import (
 )
 from mrcnn.data.image_check import DECODE_ERRORS
 from mrcnn.engine import callbacks as run_callbacks
-from mrcnn.engine import optimizers, run_dir, run_record, skipped, trainable
+from mrcnn.engine import faults, optimizers, run_dir, run_record, skipped, trainable
 from mrcnn.modeling import anchors as anchor_boxes
 from mrcnn.modeling import box_ops, postprocess, targets
 from mrcnn.modeling.network import MODES, build_network
@@ -255,13 +254,19 @@ class MaskRCNN:
     def _run_callbacks(self):
         """The run folder's callbacks (mrcnn/engine/callbacks.py), in the order that
         keeps a NaN epoch from being saved. The first call in a run folder
-        appends this invocation to its runs.jsonl (engine/run_record.py;
-        config.json too when the folder has none)."""
+        removes the partial files a killed process left there and appends
+        this invocation to its runs.jsonl (engine/run_record.py; config.json
+        too when the folder has none)."""
         name = self.config.NAME or "mrcnn"
         if self._invocation is None or self._invocation[0] != self.log_dir:
+            os.makedirs(self.log_dir, exist_ok=True)
+            for path in files.leftover_temp_files(self.log_dir):
+                os.remove(path)
+                print(f"Removed {path}, a partial file left by a write that was killed")
             number = run_record.start(self.log_dir, self.config, self.epoch, self.run_info)
             self._invocation = (self.log_dir, number)
         return [
+            *faults.callbacks(),  # a test hook; [] outside tests/faults/
             run_callbacks.StopOnNonFinite(),
             run_callbacks.HistoryCSV(os.path.join(self.log_dir, "history.csv"), self.epoch),
             keras.callbacks.TensorBoard(os.path.join(self.log_dir, "tensorboard"),

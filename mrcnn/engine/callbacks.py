@@ -9,7 +9,8 @@ A run folder (see training.py) gets, from `MaskRCNN.train`:
 
 `StopOnNonFinite` ends training at the first NaN / Inf loss by raising
 `NonFiniteLossError` (so no checkpoint of that epoch is written and the last
-good one stays), and `BestEpoch` follows the validation loss across several
+good one stays), a checkpoint that cannot be written (a full disk) ends it
+with `CheckpointWriteError` (the previous one stays), and `BestEpoch` follows the validation loss across several
 `train` calls (stages) and stops after `patience` epochs without progress.
 Epochs are numbered from 1 here, as in checkpoint names.
 """
@@ -24,7 +25,7 @@ import keras
 from mrcnn import files
 from mrcnn.checkpoint import hdf5
 from mrcnn.config import LOSS_NAMES
-from mrcnn.engine import run_dir, run_record
+from mrcnn.engine import faults, run_dir, run_record
 
 HISTORY_COLUMNS = (
     ("epoch", "lr", "loss") + LOSS_NAMES + ("val_loss",) + tuple(f"val_{n}" for n in LOSS_NAMES)
@@ -41,6 +42,18 @@ class NonFiniteLossError(RuntimeError):
         super().__init__(f"{name} became {value} at {where} (learning rate {lr:g}); "
                          "training stopped, the last good checkpoint is kept. "
                          "A lower learning rate usually helps.")
+
+
+class CheckpointWriteError(RuntimeError):
+    """An epoch's checkpoint could not be written (e.g. a full disk); the
+    previous checkpoint (None: there is none) is kept as it was."""
+
+    def __init__(self, path, previous, error):
+        self.path, self.previous = path, previous
+        kept = (f"the previous checkpoint, {previous}, is kept" if previous
+                else "no earlier checkpoint of this run was written")
+        super().__init__(f"cannot write {path} ({error.strerror or error}); {kept}. Free "
+                         "some space and continue the run from it.")
 
 
 def _learning_rate(model):
@@ -75,18 +88,26 @@ class StopOnNonFinite(keras.callbacks.Callback):
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
-    """Save the weights after every epoch, atomically, Matterport-named."""
+    """Save the weights after every epoch, atomically, Matterport-named.
+
+    A write that fails (OSError: a full disk, a quota) raises
+    CheckpointWriteError; the previous checkpoint is untouched.
+    """
 
     def __init__(self, log_dir, name):
         super().__init__()
         self.log_dir = log_dir
         self.name = name
-        self.last_path = None
 
     def on_epoch_end(self, epoch, logs=None):
         os.makedirs(self.log_dir, exist_ok=True)
-        self.last_path = run_dir.checkpoint_path(self.log_dir, self.name, epoch + 1)
-        hdf5.save_weights(self.model, self.last_path)
+        path = run_dir.checkpoint_path(self.log_dir, self.name, epoch + 1)
+        try:
+            hdf5.save_weights(self.model, path, faults.checkpoint_progress())
+        except OSError as e:
+            previous = run_dir.checkpoint_path(self.log_dir, self.name, epoch)
+            raise CheckpointWriteError(path, previous if os.path.exists(previous) else None,
+                                       e) from e
 
 
 class RecordCheckpoint(keras.callbacks.Callback):
