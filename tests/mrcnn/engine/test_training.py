@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import pytest
 
+from mrcnn.checkpoint import hdf5
 from mrcnn.engine import optimizers, run_dir, trainable
 from mrcnn.modeling import losses
 
@@ -25,7 +26,8 @@ def test_find_last_takes_the_latest_run_and_epoch(tmp_path):
     for run, epochs in (("shapes20260101T0000", [1, 2]), ("shapes20260102T0000", [1, 3])):
         os.makedirs(tmp_path / run)
         for e in epochs:
-            open(run_dir.checkpoint_path(str(tmp_path / run), "shapes", e), "w").close()
+            hdf5.write_legacy_h5(run_dir.checkpoint_path(str(tmp_path / run), "shapes", e),
+                                 [("a", [("a/bias:0", np.zeros(2, np.float32))])])
     os.makedirs(tmp_path / "shapes20260103T0000")  # an empty, newer run
     assert run_dir.find_last(str(tmp_path), "shapes").endswith(
         os.path.join("shapes20260102T0000", "mask_rcnn_shapes_0003.h5"))
