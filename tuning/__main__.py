@@ -79,13 +79,13 @@ def settings_of(args):
 
 def work(args):
     from tuning import sweep
-    from tuning.tuner import TrialUsageError
+    from tuning.tuner import TrialStoppedError, TrialUsageError
 
     try:
         sweep.run(settings_of(args))
     except TrialUsageError as e:
         raise cli.UsageError(str(e))
-    except sweep.SweepError as e:
+    except (sweep.SweepError, TrialStoppedError) as e:
         raise cli.StoppedError(str(e))
 
 

@@ -11,7 +11,9 @@ these, in this order:
 then the callbacks Keras Tuner passes to `fit`, which see "val_ap" in the
 logs. A checkpoint is removed only after a later epoch's line is written,
 so after a kill the run folder always holds a checkpoint whose epoch has
-its line: the trial continues from there.
+its line: the trial continues from there. While the trial trains, the
+checkpoint before the newest is kept too, to go on from should the newest
+be damaged; the end of the trial leaves the newest alone.
 """
 
 import json
@@ -76,17 +78,26 @@ class EpochLog(keras.callbacks.Callback):
 
 
 class PruneCheckpoints(keras.callbacks.Callback):
-    """Keep only the newest checkpoint of a run folder (one per trial)."""
+    """Keep the newest checkpoint of a run folder and, until training ends,
+    the one before it."""
 
     def __init__(self, run):
         super().__init__()
         self.run = run
 
-    def on_epoch_end(self, epoch, logs=None):
+    def _keep_from(self, epoch):
         for old in layout.checkpoint_epochs(self.run):
-            if old < epoch + 1:
+            if old < epoch:
                 for path in _checkpoint_files(self.run, old):
                     os.remove(path)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._keep_from(epoch)  # epoch + 1 ended: keep it and the one before
+
+    def on_train_end(self, logs=None):
+        saved = layout.checkpoint_epochs(self.run)
+        if saved:
+            self._keep_from(saved[-1])
 
 
 def _checkpoint_files(run, epoch):

@@ -8,7 +8,8 @@
         trial.json                   Keras Tuner's trial: hyperparameters, status, metrics
         worker.json                  which tuner (KERASTUNER_TUNER_ID) ran it, host, pid
         run/                         the trial's Mask R-CNN run folder (MaskRCNN.train):
-          mask_rcnn_{name}_{epoch:04d}.h5   the last epoch's checkpoint (older ones pruned)
+          mask_rcnn_{name}_{epoch:04d}.h5   the last epoch's checkpoint (older ones pruned;
+                                            the one before it kept while the trial trains)
           history.csv, tensorboard/, config.json
           values.json                the trial's hyperparameter values (tuner/* included)
           epochs.jsonl               every epoch's losses and objective, one JSON line each

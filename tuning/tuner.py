@@ -13,7 +13,10 @@ a `MaskRCNN` training run, not a bare Keras model:
   (its run folder, tuning/layout.py) and trains on to `tuner/epochs`.
 - A trial interrupted by a kill is retried by the reloaded oracle; it goes
   on from its own newest checkpoint when its run folder holds one of the
-  same hyperparameter values.
+  same hyperparameter values (one that reads whole: a damaged one is passed
+  over with a warning, for the one before it, the parent's, or epoch 0).
+- A checkpoint that cannot be written (a full disk) stops the sweep
+  (`TrialStoppedError`); the trial goes on when the command runs again.
 - Keras Tuner's `callbacks` (from `search(callbacks=...)`, deep-copied per
   trial) and a callback driving the Tuner's on_epoch_* / on_batch_* hooks
   go to `HyperModel.fit`.
@@ -37,6 +40,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 import time
 
 import keras
@@ -45,6 +49,8 @@ import keras_tuner
 from cli import UsageError
 from mrcnn import files
 from mrcnn.data.feed_failures import TooManyFailuresError
+from mrcnn.engine import run_dir
+from mrcnn.engine.callbacks import CheckpointWriteError
 from tuning import layout, objectives
 from tuning.callbacks import read_epochs, write_epochs
 from tuning.oracle import HyperbandOracle
@@ -57,6 +63,12 @@ IDLE_STEP_S, IDLE_MAX_S = 0.25, 2.0
 
 class TrialUsageError(keras_tuner.errors.FatalValueError):
     """A trial's options or weights cannot be used (stops the sweep; exit 2)."""
+
+
+class TrialStoppedError(keras_tuner.errors.FatalError):
+    """A trial's checkpoint could not be written (a full disk): the sweep
+    stops at once (exit 1), the trial left to go on from its previous
+    checkpoint when the command runs again."""
 
 
 class TrialCallback(keras.callbacks.Callback):
@@ -93,15 +105,13 @@ def role():
     return "chief" if "chief" in env["KERASTUNER_TUNER_ID"] else "worker"
 
 
-def resume_epoch(run, first, epochs):
-    """The epoch a trial can go on from in its own run folder: the newest
-    checkpoint after `first` (and at most `epochs`) whose epoch has its
-    epochs.jsonl line; None when there is none."""
+def resume_epochs(run, first, epochs):
+    """The epochs a trial can go on from in its own run folder, newest
+    first: those after `first` (and at most `epochs`) with a checkpoint and
+    an epochs.jsonl line. -> list of int"""
     logged = {r["epoch"] for r in read_epochs(layout.epochs_file(run))}
-    for epoch in reversed(layout.checkpoint_epochs(run)):
-        if first < epoch <= epochs and epoch in logged:
-            return epoch
-    return None
+    return [e for e in reversed(layout.checkpoint_epochs(run))
+            if first < e <= epochs and e in logged]
 
 
 def prepare_run_folder(run, values):
@@ -214,23 +224,33 @@ class SweepTuner(keras_tuner.Tuner):
                                        initial_epoch=start, callbacks=callbacks, **kwargs)
         except TooManyFailuresError as e:  # the sweep's files, not this trial's values
             raise TrialUsageError(f"trial_{trial.trial_id}: {e}") from e
+        except CheckpointWriteError as e:
+            raise TrialStoppedError(f"trial_{trial.trial_id}: {e}") from e
 
     def _starting_point(self, name, run, first, epochs, parent):
-        """(epoch, checkpoint to load or None) a trial starts from."""
-        own = resume_epoch(run, first, epochs)
-        if own is not None:
-            return own, layout.checkpoint(run, name, own)
-        if parent is None:
+        """(epoch, checkpoint to load or None) a trial starts from: its own
+        newest checkpoint that reads whole, else its parent's (Hyperband's
+        continuation), else epoch 0; a damaged checkpoint passed over is
+        named in a warning with what is used instead."""
+        starts = {layout.checkpoint(run, name, e): e for e in resume_epochs(run, first, epochs)}
+        parent_run = path = None
+        if parent is not None:
+            parent_run = layout.run_dir(self.project_dir, parent)
+            path = layout.checkpoint(parent_run, name, first)
+            if os.path.exists(path):
+                starts[path] = first
+        source, damaged = run_dir.readable_checkpoint(list(starts))
+        for _, why in damaged:
+            print(run_dir.damaged_warning(why, source or "epoch 0"), file=sys.stderr)
+        if source is None:
+            if path and not os.path.exists(path):
+                print(f"Warning: {path} (trial {parent}, epoch {first}) is missing (workers "
+                      f"without a shared --directory?): training from epoch 0 instead")
             return 0, None
-        parent_run = layout.run_dir(self.project_dir, parent)
-        path = layout.checkpoint(parent_run, name, first)
-        if not os.path.exists(path):
-            print(f"Warning: {path} (trial {parent}, epoch {first}) is missing (workers "
-                  f"without a shared --directory?): training from epoch 0 instead")
-            return 0, None
-        rows = [r for r in read_epochs(layout.epochs_file(parent_run)) if r["epoch"] <= first]
-        write_epochs(layout.epochs_file(run), rows)
-        return first, path
+        if source == path:
+            rows = [r for r in read_epochs(layout.epochs_file(parent_run)) if r["epoch"] <= first]
+            write_epochs(layout.epochs_file(run), rows)
+        return starts[source], source
 
     def load_model(self, trial):
         """The training MaskRCNN of a finished trial, with its last checkpoint."""

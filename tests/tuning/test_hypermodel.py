@@ -21,7 +21,8 @@ from tuning.tuner import TrialCallback
 
 class FakeMaskRCNN:
     """MaskRCNN.train's contract: epochs from self.epoch + 1 to `epochs`,
-    a checkpoint per epoch, then the custom callbacks, in order."""
+    a checkpoint per epoch, then the custom callbacks, in order; their
+    on_train_end after the last epoch."""
 
     def __init__(self, run, diverge_at=None):
         self.log_dir, self.epoch, self.config = str(run), 0, types.SimpleNamespace(NAME="demo")
@@ -40,6 +41,8 @@ class FakeMaskRCNN:
             logs = {"loss": 10.0 - epoch, "val_loss": 12.0 - epoch + (epoch == 2) * 5}
             for c in custom_callbacks:
                 c.on_epoch_end(epoch, logs)
+        for c in custom_callbacks:
+            c.on_train_end()
         self.epoch = max(self.epoch, epochs)
 
 
@@ -54,6 +57,9 @@ class Recorder:
 
     def on_epoch_end(self, epoch, logs=None):
         self.seen.append((epoch, dict(logs)))
+
+    def on_train_end(self, logs=None):
+        pass
 
 
 def hypermodel(objective="val_loss"):

@@ -44,24 +44,28 @@ def test_read_epochs_ignores_a_line_cut_by_a_kill(tmp_path):
     assert callbacks.read_epochs(str(tmp_path / "absent.jsonl")) == []
 
 
-def test_prune_keeps_the_newest_checkpoint(tmp_path):
+def test_prune_keeps_the_one_before_the_newest_until_training_ends(tmp_path):
     for e in (1, 2, 3):
         touch_checkpoint(tmp_path, e)
     (tmp_path / ".mask_rcnn_cityscapes_0004.h5.tmp").write_text("being written")
-    callbacks.PruneCheckpoints(str(tmp_path)).on_epoch_end(2)  # epoch 3 ended
+    prune = callbacks.PruneCheckpoints(str(tmp_path))
+    prune.on_epoch_end(2)  # epoch 3 ended
+    assert layout.checkpoint_epochs(str(tmp_path)) == [2, 3]
+    prune.on_train_end()
     assert layout.checkpoint_epochs(str(tmp_path)) == [3]
     assert (tmp_path / ".mask_rcnn_cityscapes_0004.h5.tmp").exists()
 
 
-def test_resume_epoch_needs_checkpoint_and_line(tmp_path):
-    assert tuner.resume_epoch(str(tmp_path / "none"), 0, 5) is None
+def test_resume_epochs_need_checkpoint_and_line(tmp_path):
+    assert tuner.resume_epochs(str(tmp_path / "none"), 0, 5) == []
     log_epochs(tmp_path, 1, 2)
+    touch_checkpoint(tmp_path, 1)
     touch_checkpoint(tmp_path, 2)
-    assert tuner.resume_epoch(str(tmp_path), 0, 5) == 2
+    assert tuner.resume_epochs(str(tmp_path), 0, 5) == [2, 1]
     touch_checkpoint(tmp_path, 3)  # epoch 3's line never written: killed in between
-    assert tuner.resume_epoch(str(tmp_path), 0, 5) == 2
-    assert tuner.resume_epoch(str(tmp_path), 2, 5) is None  # nothing after tuner/initial_epoch
-    assert tuner.resume_epoch(str(tmp_path), 0, 1) is None  # beyond tuner/epochs
+    assert tuner.resume_epochs(str(tmp_path), 0, 5) == [2, 1]
+    assert tuner.resume_epochs(str(tmp_path), 1, 5) == [2]  # after tuner/initial_epoch only
+    assert tuner.resume_epochs(str(tmp_path), 0, 1) == [1]  # up to tuner/epochs
 
 
 def test_prepare_run_folder_keeps_same_values_only(tmp_path):

@@ -8,9 +8,11 @@ import math
 import os
 
 import keras_tuner
+import numpy as np
 import pytest
 
 from cli import UsageError
+from mrcnn.checkpoint import hdf5
 from tuning import layout
 from tuning.callbacks import EpochLog, read_epochs
 from tuning.tuner import SweepTuner, TrialCallback, TrialUsageError
@@ -64,6 +66,13 @@ def make_trial(trial_id, epochs, initial=0, parent=None, **metrics):
     return trial
 
 
+def write_checkpoint(run, epoch):
+    """A small checkpoint file that reads whole (the fake model loads anything)."""
+    path = layout.checkpoint(run, "demo", epoch)
+    hdf5.write_legacy_h5(path, [("a", [("a/kernel:0", np.full(4, epoch, np.float32))])])
+    return path
+
+
 def fake_run(tuner, trial_id, epochs, checkpoint=None):
     """A finished trial the oracle knows, its run folder with epochs.jsonl
     lines 1..epochs and one checkpoint."""
@@ -75,7 +84,7 @@ def fake_run(tuner, trial_id, epochs, checkpoint=None):
     for e in range(epochs):
         log.on_epoch_end(e, {"val_loss": 5.0 - e})
     if checkpoint:
-        open(layout.checkpoint(run, "demo", checkpoint), "wb").close()
+        write_checkpoint(run, checkpoint)
     return run
 
 
@@ -109,7 +118,7 @@ def test_a_killed_trial_goes_on_from_its_own_checkpoint(tuner):
     log = EpochLog(layout.epochs_file(run), 2)
     log.on_epoch_end(2, {"val_loss": 2.0})
     log.on_epoch_end(3, {"val_loss": 1.9})
-    open(layout.checkpoint(run, "demo", 4), "wb").close()
+    write_checkpoint(run, 4)
     tuner.run_trial(trial)  # the retry after the kill
     fit = tuner.hypermodel.fits[-1]
     assert fit["initial_epoch"] == 4 and fit["model"].loaded == [layout.checkpoint(run, "demo", 4)]
