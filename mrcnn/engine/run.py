@@ -79,7 +79,10 @@ def train_stages(model, train, val, stages, lr, early_stopping=0, augmentation=N
     -> the summary dict. NonFiniteLossError and TooManyFailuresError
     propagate (the last good checkpoint stays)."""
     history_path = os.path.join(model.log_dir, "history.csv")
-    best = callbacks.BestEpoch(early_stopping, history=callbacks.read_history(history_path))
+    # Rows after the checkpoint continued (an epoch killed between its row
+    # and its checkpoint) are not the run's: HistoryCSV drops them too.
+    history = [r for r in callbacks.read_history(history_path) if r["epoch"] <= model.epoch]
+    best = callbacks.BestEpoch(early_stopping, history=history)
     start_epoch, started = model.epoch, time.time()
     if start_epoch:
         log(f"Continuing {model.log_dir} after epoch {start_epoch}")

@@ -1,12 +1,13 @@
 import datetime
 import os
+import types
 
 import keras
 import numpy as np
 import pytest
 
 from mrcnn.checkpoint import hdf5
-from mrcnn.engine import optimizers, run_dir, trainable
+from mrcnn.engine import callbacks, optimizers, run, run_dir, schedule, trainable
 from mrcnn.modeling import losses
 
 
@@ -74,3 +75,34 @@ def test_unknown_layer_selection_is_a_clear_error():
     assert trainable.set_trainable(model, r"res.*") == []
     with pytest.raises(ValueError, match="neither"):
         trainable.set_trainable(model, "(")
+
+
+class ResumedModel:
+    """A training model continued from epoch 2 of a run whose process was
+    killed after epoch 3's history row but before its checkpoint: `train`
+    runs epoch 3 again (val loss 3.0) as MaskRCNN.train does."""
+
+    def __init__(self, log_dir):
+        self.log_dir, self.epoch = log_dir, 2
+        self.config = types.SimpleNamespace(NAME="shapes")
+
+    def train(self, train, val, lr, epochs, layers, custom_callbacks=(), **kwargs):
+        path = os.path.join(self.log_dir, "history.csv")
+        rows = [r for r in callbacks.read_history(path) if r["epoch"] <= self.epoch]
+        callbacks._write_rows(path, [*rows, {"epoch": 3, "val_loss": 3.0}])
+        for c in custom_callbacks:
+            c.on_epoch_end(2, {"val_loss": 3.0})
+        hdf5.write_legacy_h5(run_dir.checkpoint_path(self.log_dir, "shapes", 3),
+                             [("a", [("a/bias:0", np.zeros(2, np.float32))])])
+        self.epoch = epochs
+
+
+def test_history_rows_after_the_continued_checkpoint_are_not_the_runs(tmp_path):
+    log_dir = str(tmp_path / "shapes20260101T0000")
+    os.makedirs(log_dir)
+    callbacks._write_rows(os.path.join(log_dir, "history.csv"), [
+        {"epoch": 1, "val_loss": 5.0}, {"epoch": 2, "val_loss": 4.0},
+        {"epoch": 3, "val_loss": 1.0}])  # the killed attempt's row, no checkpoint
+    summary = run.train_stages(ResumedModel(log_dir), None, None, [schedule.Stage("heads", 3)],
+                               lr=0.01, log=lambda line: None)
+    assert (summary["best_epoch"], summary["best_val_loss"]) == (3, 3.0)
