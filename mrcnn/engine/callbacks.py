@@ -10,8 +10,9 @@ A run folder (see training.py) gets, from `MaskRCNN.train`:
 `StopOnNonFinite` ends training at the first NaN / Inf loss by raising
 `NonFiniteLossError` (so no checkpoint of that epoch is written and the last
 good one stays), a checkpoint that cannot be written (a full disk) ends it
-with `CheckpointWriteError` (the previous one stays), and `BestEpoch` follows the validation loss across several
-`train` calls (stages) and stops after `patience` epochs without progress.
+with `CheckpointWriteError` (the previous one stays), and `BestEpoch`
+follows the validation loss across several `train` calls (stages) and stops
+after `patience` epochs without progress.
 Epochs are numbered from 1 here, as in checkpoint names.
 """
 
@@ -50,10 +51,10 @@ class CheckpointWriteError(RuntimeError):
 
     def __init__(self, path, previous, error):
         self.path, self.previous = path, previous
-        kept = (f"the previous checkpoint, {previous}, is kept" if previous
-                else "no earlier checkpoint of this run was written")
-        super().__init__(f"cannot write {path} ({error.strerror or error}); {kept}. Free "
-                         "some space and continue the run from it.")
+        then = (f"the previous checkpoint, {previous}, is kept: free some space and "
+                "continue from it" if previous else
+                "no earlier checkpoint of this run was written: free some space and start again")
+        super().__init__(f"cannot write {path} ({error.strerror or error}); {then}")
 
 
 def _learning_rate(model):

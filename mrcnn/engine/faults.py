@@ -7,9 +7,10 @@ The environment variable MRCNN_FAULT, read here and nowhere else, names one faul
                                    a fraction F (default 0.5) of the layers is in the file
     enospc_in_checkpoint:K[:F]     make that write raise OSError(ENOSPC) there (a full disk)
 
-Counts are per process, from 1, over every `fit` it runs (stages, trials).
-Unset, as everywhere outside those tests, nothing here does anything:
-`callbacks()` is [] and `checkpoint_progress()` is None.
+Counts are per process, from 1, over every `fit` it runs (stages, trials);
+`reset()` starts them again (in-process tests). Unset, as everywhere outside
+those tests, nothing here does anything: `callbacks()` is [] and
+`checkpoint_progress()` is None.
 """
 
 import errno
@@ -22,6 +23,11 @@ import keras
 ENV = "MRCNN_FAULT"
 ACTIONS = ("kill_after_step", "kill_in_checkpoint", "enospc_in_checkpoint")
 _counts = {"steps": 0, "checkpoints": 0}
+
+
+def reset():
+    """Count steps and checkpoint writes from 0 again."""
+    _counts.update(steps=0, checkpoints=0)
 
 
 def fault():
