@@ -1,13 +1,14 @@
 """python -m tuning end to end on the CPU: a tiny Hyperband sweep (64 x 128
 synthetic scenes, ResNet-50 heads, 1 step per epoch) in which a trial
 diverges, Hyperband continues a trial from its checkpoint, and a SIGKILL in
-the middle of a trial is followed by a re-run of the same command that
-finishes the sweep without running the finished trials again.
+the middle of a trial's checkpoint write (the fault hook, tests/faults/) is
+followed by a re-run of the same command that finishes the sweep without
+running the finished trials again.
 
 max_epochs 2, factor 2, --max_trials 4 and oracle seed 2 give, in order:
 trial 0 (lr 1e-4, 1 epoch), trial 1 (lr 1e30: NaN, 1 epoch), trial 2
 (continues trial 0 to epoch 2) and trial 3 (lr 3e-5, epochs 1-2, killed
-after epoch 1)."""
+while writing epoch 2's checkpoint)."""
 
 import json
 import math
@@ -15,12 +16,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
 from cityscapes import options
 from cityscapes.synthetic import generate
+from mrcnn import files
+from mrcnn.engine import faults
 from mrcnn.engine.schedule import Stage
 from tuning import layout
 from tuning.callbacks import read_epochs
@@ -47,16 +49,6 @@ def dataset(tmp_path_factory):
     return str(out)
 
 
-def wait_for_epoch(path, epoch, proc, log, timeout):
-    end = time.time() + timeout
-    while not any(r["epoch"] == epoch for r in read_epochs(path)):
-        if proc.poll() is not None:
-            log.seek(0)
-            pytest.fail(f"the sweep ended (rc {proc.returncode}): {log.read()[-3000:]}")
-        assert time.time() < end, f"epoch {epoch} not in {path} after {timeout} s"
-        time.sleep(0.1)
-
-
 def trial(project, trial_id):
     with open(os.path.join(layout.trial_dir(project, trial_id), "trial.json")) as f:
         return json.load(f)
@@ -78,17 +70,15 @@ def test_nan_continuation_kill_and_resume(tmp_path, dataset):
     project = str(tmp_path / "sweeps" / "tiny")
     run3 = layout.run_dir(project, "3")
 
-    log = open(tmp_path / "first.log", "w+")
-    first = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_epoch(layout.epochs_file(run3), 1, first, log, timeout=400)
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait(30)
-    finally:
-        if first.poll() is None:
-            first.kill()
-        log.close()
-    assert not os.path.exists(layout.checkpoint(run3, "cityscapes", 2)), "killed too late"
+    # SIGKILL in the middle of the sweep's 4th checkpoint write (trial 0
+    # epoch 1, trial 2 epoch 2, trial 3 epoch 1, trial 3 epoch 2): the hook
+    # of mrcnn/engine/faults.py.
+    first = subprocess.run(cmd, cwd=ROOT, env={**ENV, faults.ENV: "kill_in_checkpoint:4"},
+                           capture_output=True, text=True, timeout=400, check=False)
+    assert first.returncode == -signal.SIGKILL, first.stdout[-3000:] + first.stderr[-3000:]
+    assert layout.checkpoint_epochs(run3) == [1]
+    (partial,) = files.leftover_temp_files(run3)
+    assert "mask_rcnn_cityscapes_0002.h5" in partial
     lrs = {t: trial(project, t)["hyperparameters"]["values"]["lr"] for t in "0123"}
     assert lrs == {"0": 1e-4, "1": 1e30, "2": 1e-4, "3": 3e-5}, (
         f"the oracle (seed 2) no longer gives the trial order this test expects: {lrs}")
@@ -102,6 +92,7 @@ def test_nan_continuation_kill_and_resume(tmp_path, dataset):
     assert {t: (worker_pid(project, t), trial(project, t)["score"])
             for t in "012"} == done_before
     assert worker_pid(project, "3") != done_before["0"][0]
+    assert f"Removed {partial}" in second.stdout and not os.path.exists(partial)
     assert (f"trial_3 on tuner0: epochs 2-2 from {run3}/mask_rcnn_cityscapes_0001.h5"
             in second.stdout)
     assert "trial_0 on" not in second.stdout and "trial_2 on" not in second.stdout
