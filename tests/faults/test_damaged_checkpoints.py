@@ -19,10 +19,11 @@ from cityscapes import options
 from cli import UsageError
 from mrcnn.checkpoint import hdf5
 from mrcnn.engine import callbacks, faults, run_dir
+from tests.tuning import test_tuner
 from tests.tuning.test_tuner import FakeHyperModel, make_trial
 from tuning import layout
 from tuning.callbacks import EpochLog
-from tuning.tuner import SweepTuner, TrialStoppedError
+from tuning.tuner import TrialStoppedError
 
 GROUPS = [(f"layer_{i}", [(f"layer_{i}/kernel:0", np.full((64, 64), i, np.float32)),
                           (f"layer_{i}/bias:0", np.full(64, i, np.float32))]) for i in range(6)]
@@ -164,14 +165,7 @@ def test_a_bad_fault_spec_is_named_and_no_spec_does_nothing(monkeypatch):
 
 
 # ---------------------------------------------------------------- tuning
-@pytest.fixture
-def tuner(tmp_path, monkeypatch):
-    for name in ("KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT", "KERASTUNER_TUNER_ID"):
-        monkeypatch.delenv(name, raising=False)
-    return SweepTuner(FakeHyperModel(), "val_loss", max_epochs=6, factor=3,
-                      directory=str(tmp_path), project_name="p")
-
-
+tuner = test_tuner.tuner  # the fixture: a SweepTuner over FakeHyperModel
 def trial_run(tuner, trial_id, epochs, checkpoints, start=0):
     """A trial's run folder as a kill leaves it: epochs.jsonl lines up to
     `epochs`, the checkpoints of `checkpoints`."""
