@@ -24,21 +24,24 @@ def test_run_folder_and_checkpoint_names_follow_matterport(tmp_path):
 def test_find_last_takes_the_latest_run_and_epoch(tmp_path):
     with pytest.raises(FileNotFoundError, match="no checkpoint of 'shapes'"):
         run_dir.find_last(str(tmp_path), "shapes")
+    def checkpoint(run, name, epoch):
+        hdf5.write_legacy_h5(run_dir.checkpoint_path(str(tmp_path / run), name, epoch),
+                             [("a", [("a/bias:0", np.zeros(2, np.float32))])])
+
     for run, epochs in (("shapes20260101T0000", [1, 2]), ("shapes20260102T0000", [1, 3])):
         os.makedirs(tmp_path / run)
         for e in epochs:
-            hdf5.write_legacy_h5(run_dir.checkpoint_path(str(tmp_path / run), "shapes", e),
-                                 [("a", [("a/bias:0", np.zeros(2, np.float32))])])
+            checkpoint(run, "shapes", e)
     os.makedirs(tmp_path / "shapes20260103T0000")  # an empty, newer run
     assert run_dir.find_last(str(tmp_path), "shapes").endswith(
         os.path.join("shapes20260102T0000", "mask_rcnn_shapes_0003.h5"))
     # Without a name: the run with the latest time stamp, whatever its name.
     os.makedirs(tmp_path / "demo20260101T1200")
-    open(run_dir.checkpoint_path(str(tmp_path / "demo20260101T1200"), "demo", 9), "w").close()
+    checkpoint("demo20260101T1200", "demo", 9)
     assert run_dir.find_last(str(tmp_path)).endswith(
         os.path.join("shapes20260102T0000", "mask_rcnn_shapes_0003.h5"))
     os.makedirs(tmp_path / "demo20260104T0000")
-    open(run_dir.checkpoint_path(str(tmp_path / "demo20260104T0000"), "demo", 1), "w").close()
+    checkpoint("demo20260104T0000", "demo", 1)
     assert run_dir.find_last(str(tmp_path)).endswith(
         os.path.join("demo20260104T0000", "mask_rcnn_demo_0001.h5"))
     with pytest.raises(FileNotFoundError, match="no checkpoint under"):
@@ -85,6 +88,7 @@ class ResumedModel:
     def __init__(self, log_dir):
         self.log_dir, self.epoch = log_dir, 2
         self.config = types.SimpleNamespace(NAME="shapes")
+        self.feed_skipped = []
 
     def train(self, train, val, lr, epochs, layers, custom_callbacks=(), **kwargs):
         path = os.path.join(self.log_dir, "history.csv")
