@@ -343,7 +343,7 @@ def train_breakdown(km, batch, config, args):
 
 
 def child_detect(backbone, height, width, args, emit):
-    import mrcnn.model as model_lib
+    from mrcnn.modeling import postprocess as model_lib
     from mrcnn.model import MaskRCNN
 
     config = make_config(backbone, height, width, "inference")
