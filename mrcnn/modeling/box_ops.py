@@ -73,9 +73,13 @@ def decode(boxes, deltas, std_dev=(1.0, 1.0, 1.0, 1.0)):
 
 
 def clip(boxes, window):
-    """Clip boxes into window (y1, x1, y2, x2). boxes: [..., 4] -> [..., 4]"""
+    """Clip boxes into window (y1, x1, y2, x2).
+
+    boxes: [..., 4]; window: [4], or [..., 4] broadcast against boxes (one
+    window per image: [B, 1, 4] for boxes [B, N, 4]) -> [..., 4]
+    """
     boxes = tf.convert_to_tensor(boxes, tf.float32)
-    wy1, wx1, wy2, wx2 = tf.unstack(tf.cast(window, tf.float32))
+    wy1, wx1, wy2, wx2 = tf.unstack(tf.cast(window, tf.float32), axis=-1)
     y1, x1, y2, x2 = tf.unstack(boxes, axis=-1)
     y1 = tf.clip_by_value(y1, wy1, wy2)
     y2 = tf.clip_by_value(y2, wy1, wy2)

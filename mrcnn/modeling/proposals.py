@@ -7,8 +7,10 @@ Shape shorthand:
 """
 
 import tensorflow as tf
+from keras import ops
 
 from mrcnn.modeling import box_ops
+from mrcnn.modeling.nms import non_max_suppression
 
 
 def generate_proposals(rpn_probs, rpn_deltas, anchors, *, proposal_count, nms_threshold,
@@ -19,7 +21,7 @@ def generate_proposals(rpn_probs, rpn_deltas, anchors, *, proposal_count, nms_th
     anchors: [A, 4] normalised; proposal_count: R (POST_NMS_ROIS_*);
     nms_threshold: RPN_NMS_THRESHOLD; pre_nms_limit: K at most
     (PRE_NMS_LIMIT); std_dev: [4] RPN_BBOX_STD_DEV -> proposals [B, R, 4],
-    zero-padded when fewer survive NMS.
+    zero-padded when fewer survive NMS (nms.py: greedy NMS, static shapes).
     """
     scores = rpn_probs[:, :, 1]
     k = tf.minimum(pre_nms_limit, tf.shape(anchors)[0])
@@ -28,15 +30,6 @@ def generate_proposals(rpn_probs, rpn_deltas, anchors, *, proposal_count, nms_th
     boxes = box_ops.decode(tf.gather(anchors, idx), deltas, std_dev)
     boxes = box_ops.clip(boxes, [0.0, 0.0, 1.0, 1.0])
 
-    def nms(args):
-        image_boxes, image_scores = args
-        keep = tf.image.non_max_suppression(
-            image_boxes, image_scores, proposal_count, nms_threshold
-        )
-        kept = tf.gather(image_boxes, keep)
-        return tf.pad(kept, [[0, proposal_count - tf.shape(kept)[0]], [0, 0]])
-
-    proposals = tf.map_fn(
-        nms, (boxes, scores), fn_output_signature=tf.TensorSpec([proposal_count, 4], tf.float32)
-    )
-    return tf.stop_gradient(proposals)
+    keep, valid = non_max_suppression(boxes, scores, proposal_count, nms_threshold)
+    proposals = ops.take_along_axis(boxes, keep[..., None], axis=1)  # [B, R, 4]
+    return ops.stop_gradient(ops.where(valid[..., None], proposals, 0.0))
