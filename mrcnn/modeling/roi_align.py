@@ -1,19 +1,47 @@
 """ROIAlign over the feature pyramid (Matterport's PyramidROIAlign).
 
 Shape shorthand:
-    B: images; N: boxes per image; C: feature channels
+    B: images; N: boxes per image; C: feature channels; P: pool size
     boxes: [B, N, (y1, x1, y2, x2)] normalised to [0, 1]
     feature_maps: [P2, P3, P4, P5], each [B, Hl, Wl, C]
+    S: the positions of all levels, sum of Hl * Wl
 
 Each box is pooled from one level, chosen by its size as in the FPN paper:
 level = 4 + round(log2(sqrt(box area in pixels) / 224)), clamped to 2..5.
-Sampling follows `tf.image.crop_and_resize` on normalised boxes (box
-corners on the first and last sample), as Matterport does, so its published
-weights see the features they were trained on. There is no XLA kernel for
-crop_and_resize: models using this run with jit_compile=False.
+Sampling is that of `tf.image.crop_and_resize` (bilinear) on normalised
+boxes, as Matterport does, so its published weights see the features they
+were trained on: P x P points per box, the box corners on the first and
+last ones (y = y1 * (Hl - 1) + i * (y2 - y1) * (Hl - 1) / (P - 1)), and a
+point outside the map [0, Hl - 1] x [0, Wl - 1] gives 0. The result is
+float32 whatever the features' dtype, as crop_and_resize's.
+
+Two ways to compute it, equal (tests: values and gradients, eager, in a
+graph and under XLA):
+
+- "gather": the four levels are flattened into one table of B * S rows of C
+  features, and the four neighbours of every sample point of every box are
+  gathered from it by row index (the approach of the TF Model Garden's
+  `multilevel_crop_and_resize`). All boxes of all levels are pooled at once,
+  in keras.ops with static shapes (no split by level, no zero-size tensor
+  when a level has no box), so it runs under XLA and on every Keras
+  backend. The sample positions and the interpolation repeat the kernel's
+  float32 operations in its order, each rounded as the kernel rounds it,
+  also where a graph compiler rewrites them (`_samples`).
+- "crop_and_resize": the kernel, level by level (boxes split with tf.where,
+  so the shapes depend on the boxes). TensorFlow only, and it has no XLA
+  kernel; but on a CPU it is 2.5-3.5x faster than the gathers forward and
+  3.5x forward + backward, which TensorFlow runs one op at a time, each
+  writing its whole result (the four gathered corners, then each step of
+  the interpolation), where the kernel makes one pass
+  (benchmarks/bench_roi_nms.py). Under XLA the gathers fuse into one pass.
+
+"auto" (the default) takes the kernel on the TensorFlow backend outside XLA
+(`tf.function(jit_compile=False)`, as Keras' fit and detect run this model
+today) unless the features are bfloat16, and the gathers everywhere else.
 """
 
-import tensorflow as tf
+import keras
+from keras import ops
 
 MIN_LEVEL, MAX_LEVEL = 2, 5
 
@@ -27,46 +55,153 @@ def roi_levels(boxes, image_shape):
 
     boxes: [..., 4] normalised, image_shape: (H, W, ...) pixels -> int32 [...]
     """
-    boxes = tf.cast(boxes, tf.float32)
+    boxes = ops.cast(boxes, "float32")
     h = boxes[..., 2] - boxes[..., 0]
     w = boxes[..., 3] - boxes[..., 1]
-    hw = tf.cast(tf.convert_to_tensor(image_shape)[:2], tf.float32)
-    side = tf.sqrt(tf.maximum(h * w, 0.0) * hw[0] * hw[1])
-    level = 4.0 + tf.round(tf.math.log(tf.maximum(side, 1e-6) / 224.0) / tf.math.log(2.0))
-    level = tf.clip_by_value(level, MIN_LEVEL, MAX_LEVEL)
-    return tf.cast(tf.where(tf.math.is_nan(level), float(MIN_LEVEL), level), tf.int32)
+    hw = ops.cast(ops.convert_to_tensor(image_shape)[:2], "float32")
+    side = ops.sqrt(ops.maximum(h * w, 0.0) * hw[0] * hw[1])
+    level = 4.0 + ops.round(ops.log(ops.maximum(side, 1e-6) / 224.0) / ops.log(2.0))
+    level = ops.clip(level, MIN_LEVEL, MAX_LEVEL)
+    return ops.cast(ops.where(ops.isnan(level), float(MIN_LEVEL), level), "int32")
 
 
-def pyramid_roi_align(boxes, feature_maps, image_shape, pool_size):
+def pyramid_roi_align(boxes, feature_maps, image_shape, pool_size, method="auto"):
     """Pool a fixed-size feature patch for every box.
 
     boxes: [B, N, 4]; feature_maps: [P2..P5]; image_shape: the molded image's
-    (H, W); pool_size: int -> [B, N, pool_size, pool_size, C]
+    (H, W); pool_size: int; method: "auto", "gather" or "crop_and_resize"
+    (module docstring) -> float32 [B, N, pool_size, pool_size, C]
     """
-    boxes = tf.cast(boxes, tf.float32)
-    batch = tf.shape(boxes)[0]
-    n = tf.shape(boxes)[1]
-    flat = tf.reshape(boxes, [-1, 4])
-    # Diverged training can give NaN / Inf boxes, which crop_and_resize
-    # rejects and roi_levels cannot place: they pool from an empty box
-    # instead, so the output keeps its N rows (the losses see the NaNs).
-    flat = tf.where(tf.math.is_finite(flat), flat, 0.0)
-    image_idx = tf.repeat(tf.range(batch), n)
-    levels = roi_levels(flat, image_shape)
+    if method == "auto":
+        method = "crop_and_resize" if _kernel_available(feature_maps[0].dtype) else "gather"
+    if method not in ("gather", "crop_and_resize"):
+        raise ValueError(f"method must be 'auto', 'gather' or 'crop_and_resize', got {method!r}")
+    # Gradients flow to the features, never back into the boxes. Diverged
+    # training can give NaN / Inf boxes, which roi_levels cannot place (nor
+    # crop_and_resize take): they pool from an empty box at (0, 0) instead,
+    # so the output keeps its N rows (the losses see the NaNs).
+    boxes = ops.stop_gradient(ops.cast(boxes, "float32"))
+    boxes = ops.where(ops.isfinite(boxes), boxes, 0.0)
+    levels = roi_levels(boxes, image_shape)  # [B, N]
+    pool = _pool_by_gathers if method == "gather" else _pool_by_kernel
+    return pool(boxes, levels, feature_maps, pool_size)
 
+
+def _kernel_available(dtype):
+    """Whether tf.image.crop_and_resize can run here: the TensorFlow backend,
+    not tracing for XLA, features not in bfloat16 (which it rejects)."""
+    if keras.backend.backend() != "tensorflow" or "bfloat16" in str(dtype):
+        return False
+    import tensorflow as tf
+    from tensorflow.python.ops import control_flow_util
+
+    return not control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
+def _pool_by_kernel(boxes, levels, feature_maps, pool_size):
+    """tf.image.crop_and_resize, one call per level, on the boxes of that
+    level. boxes: [B, N, 4] finite; levels: int32 [B, N] -> [B, N, P, P, C]"""
+    import tensorflow as tf
+
+    batch, n = tf.shape(boxes)[0], tf.shape(boxes)[1]
+    flat, levels = tf.reshape(boxes, [-1, 4]), tf.reshape(levels, [-1])
+    image_index = tf.repeat(tf.range(batch), n)
     pooled, order = [], []
     for level, fmap in zip(range(MIN_LEVEL, MAX_LEVEL + 1), feature_maps):
         idx = tf.cast(tf.where(levels == level)[:, 0], tf.int32)
-        # Gradients flow to the features, never back into the boxes.
-        level_boxes = tf.stop_gradient(tf.gather(flat, idx))
-        pooled.append(
-            tf.image.crop_and_resize(
-                fmap, level_boxes, tf.gather(image_idx, idx), [pool_size, pool_size]
-            )
-        )
+        pooled.append(tf.image.crop_and_resize(
+            fmap, tf.gather(flat, idx), tf.gather(image_index, idx), [pool_size, pool_size]))
         order.append(idx)
     pooled = tf.concat(pooled, axis=0)
     # Put the boxes back in their input order.
     pooled = tf.gather(pooled, tf.argsort(tf.concat(order, axis=0)))
     channels = feature_maps[0].shape[-1]
     return tf.reshape(pooled, [batch, n, pool_size, pool_size, channels])
+
+
+def _pool_by_gathers(boxes, levels, feature_maps, pool_size):
+    """Bilinear sampling by gathers from all levels at once, in keras.ops.
+    boxes: [B, N, 4] finite; levels: int32 [B, N] -> [B, N, P, P, C]"""
+    table, heights, widths, starts = _flatten_levels(feature_maps)
+    batch = ops.shape(feature_maps[0])[0]
+    level = levels - MIN_LEVEL
+    height, width = ops.take(heights, level), ops.take(widths, level)  # [B, N]
+    # Row of the level's first position in the table, per box: [B, N, 1, 1].
+    first = ops.take(starts, level) + ops.arange(batch, dtype="int32")[:, None] * starts[-1]
+    first = first[..., None, None]
+
+    top, bottom, y_lerp, y_inside = _samples(boxes[..., 0], boxes[..., 2], height, pool_size)
+    left, right, x_lerp, x_inside = _samples(boxes[..., 1], boxes[..., 3], width, pool_size)
+    width = width[..., None, None]
+
+    def corner(rows, cols):  # [B, N, P] each -> [B, N, P, P, C] float32
+        index = first + rows[..., :, None] * width + cols[..., None, :]
+        return ops.cast(ops.take(table, index, axis=0), "float32")
+
+    # The kernel's interpolation, in its order.
+    x_lerp = x_lerp[..., None, :, None]
+    upper = corner(top, left)
+    upper = upper + (corner(top, right) - upper) * x_lerp
+    lower = corner(bottom, left)
+    lower = lower + (corner(bottom, right) - lower) * x_lerp
+    pooled = upper + (lower - upper) * y_lerp[..., :, None, None]
+    inside = y_inside[..., :, None, None] & x_inside[..., None, :, None]
+    return ops.where(inside, pooled, 0.0)
+
+
+def _flatten_levels(feature_maps):
+    """The levels as one table and where each level sits in it.
+
+    feature_maps: [P2..P5], each [B, Hl, Wl, C] -> table [B * S, C] (image
+    by image, then level by level, row-major), heights, widths int32 [4],
+    starts int32 [5] (first row of each level within an image's S rows,
+    then S).
+    """
+    channels = feature_maps[0].shape[-1]
+    batch = ops.shape(feature_maps[0])[0]
+    shapes = [ops.shape(f) for f in feature_maps]
+    heights = ops.stack([ops.convert_to_tensor(s[1], "int32") for s in shapes])
+    widths = ops.stack([ops.convert_to_tensor(s[2], "int32") for s in shapes])
+    starts = ops.concatenate([ops.zeros([1], "int32"), ops.cumsum(heights * widths)])
+    table = ops.concatenate(
+        [ops.reshape(f, (batch, -1, channels)) for f in feature_maps], axis=1)
+    return ops.reshape(table, (-1, channels)), heights, widths, starts
+
+
+def _samples(low, high, size, pool_size):
+    """crop_and_resize's sample points along one axis of each box.
+
+    low, high: [B, N] the box's edges (normalised); size: int32 [B, N], the
+    map's side (Hl or Wl) -> the rows (or columns) below and above each
+    point, int32 [B, N, P]; the interpolation weight of the one above,
+    float32 [B, N, P]; whether the point is on the map, bool [B, N, P].
+    """
+    extent = ops.cast(size - 1, "float32")
+    if pool_size > 1:
+        # The kernel's float32 operations, each rounded as it rounds them:
+        # the last point of a box whose edge is on the map's border lands one
+        # ulp inside or outside the map (a feature or 0) by that rounding.
+        # Graph compilers change roundings where they can: grappler and XLA
+        # turn a division by a constant into a multiplication by its rounded
+        # reciprocal (so the quotient is taken in float64: rounded once to
+        # float32, it is the correctly rounded float32 quotient either way),
+        # and XLA fuses a multiplication and the addition after it into one
+        # FMA (so `_barrier` sits between them).
+        span = ops.cast((high - low) * extent, "float64")
+        step = ops.cast(span / float(pool_size - 1), "float32")
+        offsets = _barrier(ops.arange(pool_size, dtype="float32") * step[..., None])
+        points = _barrier(low * extent)[..., None] + offsets
+    else:
+        points = (0.5 * (low + high) * extent)[..., None]
+    extent = extent[..., None]
+    inside = (points >= 0.0) & (points <= extent)
+    points = ops.where(inside, points, 0.0)
+    below = ops.floor(points)
+    return (ops.cast(below, "int32"), ops.cast(ops.ceil(points), "int32"),
+            points - below, inside)
+
+
+def _barrier(x):
+    """x, through an op that stops a compiler fusing the multiplication that
+    made x with the addition that uses it into one FMA (one rounding less)."""
+    return ops.minimum(x, ops.abs(x))
