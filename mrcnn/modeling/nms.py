@@ -25,7 +25,9 @@ then within itself: keep[j] = alive[j] and no kept i < j overlaps j, iterated
 from keep = alive until nothing changes. Because "i < j" makes the relation
 triangular, this fixed point is unique and is what the greedy loop gives
 (every box is settled once the boxes before it are). The loop over tiles
-ends when every image has D boxes or the tiles run out. Memory: O(B T^2).
+ends when every image has D boxes or the candidates run out. Memory:
+O(B T^2). Speed on 2 CPU cores (benchmarks/bench_roi_nms.py): as fast as
+the kernel in a map_fn for the proposals (6000 -> 2000 or 1000).
 """
 
 from keras import ops
@@ -96,8 +98,11 @@ def non_max_suppression(boxes, scores, max_output_size, iou_threshold, tile_size
         return t + 1, ops.where((ops.arange(num_tiles) == t)[None, :, None], kept[:, None], keep)
 
     def more(t, keep):
+        # Another tile, while an image wants more boxes and the tile has
+        # candidates (they come first: the rest of the tiles have none).
         counts = ops.sum(ops.cast(keep, "int32"), axis=(1, 2))
-        return (t < num_tiles) & (ops.min(counts) < max_output_size)
+        next_has_any = ops.any(ops.take(candidate, ops.minimum(t, num_tiles - 1), axis=1))
+        return (t < num_tiles) & (ops.min(counts) < max_output_size) & next_has_any
 
     keep = ops.zeros((batch, num_tiles, tile), "bool")
     _, keep = ops.while_loop(more, tile_step, (ops.convert_to_tensor(0, "int32"), keep))
