@@ -75,7 +75,8 @@ def non_max_suppression(boxes, scores, threshold):
     """Greedy NMS: indices (int32, best first) of the boxes kept; a box is
     dropped when its IoU with a kept one is > threshold.
 
-    Wraps tf.image.non_max_suppression (the model's NMS), given the boxes
+    Wraps tf.image.non_max_suppression (whose choice the model's NMS,
+    mrcnn/modeling/nms.py, reproduces with static shapes), given the boxes
     in Matterport's order: by decreasing score, equal scores later index
     first (`argsort()[::-1]` of a stable sort). IoU in float32 (Matterport:
     in float64 for float64 boxes). Differences: no boxes give no indices

@@ -15,9 +15,11 @@ off a `Config`, where every default lives; `build_network(config, mode)`
 builds the model from them.
 
 XLA: Keras 3 compiles `fit` with XLA by itself on a GPU (jit_compile="auto"),
-and `tf.image.crop_and_resize` (ROIAlign, mask targets) has no XLA kernel,
-so this model is always compiled with jit_compile=False; on a GPU the
-convolutions still run on cuDNN.
+and the mask targets of a training step (`tf.image.crop_and_resize`,
+targets.py) have no XLA kernel, so this model is always compiled with
+jit_compile=False; on a GPU the convolutions still run on cuDNN. ROIAlign
+(gathers under XLA, roi_align.py) and NMS (static shapes, nms.py) compile:
+the inference graph runs under tf.function(jit_compile=True).
 
 Mixed precision (`engine.devices.set_mixed_precision`): the Keras layers
 (backbone, RPN, heads) compute in float16; their outputs are cast to float32
