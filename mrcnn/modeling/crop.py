@@ -93,11 +93,11 @@ def bilinear(table, first, heights, widths, boxes, crop_size):
 def crop_and_resize(images, boxes, box_indices, crop_size):
     """`tf.image.crop_and_resize` (bilinear, extrapolation 0) in keras.ops.
 
-    images: [N, H, W, C] with static H, W, C; boxes: [..., 4] normalised;
+    images: [N, H, W, C] with a static C; boxes: [..., 4] normalised;
     box_indices: int [...] the image of each box; crop_size: (ch, cw)
     -> float32 [..., ch, cw, C]. Boxes must be finite.
     """
-    _, height, width, channels = images.shape
+    _, height, width, channels = ops.shape(images)
     table = ops.reshape(images, (-1, channels))
     first = ops.cast(box_indices, "int32") * (height * width)
     return bilinear(table, first, height, width, ops.cast(boxes, "float32"), crop_size)
