@@ -86,7 +86,7 @@ def _top(scores, k):
 def first_true(mask, k):
     """Indices of the first k True entries of mask [..., N], in order:
     -> (index int32 [..., k], valid bool [..., k]), padded with 0 / False."""
-    n = mask.shape[-1]
+    n = mask.shape[-1] if mask.shape[-1] is not None else ops.shape(mask)[-1]
     rank = ops.cast(n - ops.arange(n), "float32")  # earlier -> higher
     return _top(ops.where(mask, rank, -1.0), k)
 
