@@ -14,52 +14,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mrcnn.config import Config
-from mrcnn.data.image import compose_image_meta
 from mrcnn.modeling import network
-
-SIZE = 64
-
-
-class TinyConfig(Config):
-    NAME = "tiny"
-    NUM_CLASSES = 3
-    BACKBONE = "resnet14"
-    IMAGES_PER_GPU = 2
-    IMAGE_MIN_DIM = SIZE
-    IMAGE_MAX_DIM = SIZE
-    RPN_ANCHOR_SCALES = (8, 16, 32, 64, 128)
-    TOP_DOWN_PYRAMID_SIZE = 32
-    FPN_CLASSIF_FC_LAYERS_SIZE = 32
-    MASK_CONV_DIM = 16
-    RPN_CONV_DIM = 32
-    MINI_MASK_SHAPE = (28, 28)
-    RPN_TRAIN_ANCHORS_PER_IMAGE = 1024  # >= the 1023 anchors of 64 x 64
-    POST_NMS_ROIS_TRAINING = 8
-    POST_NMS_ROIS_INFERENCE = 8
-    MAX_GT_INSTANCES = 3
-    TRAIN_ROIS_PER_IMAGE = 11  # = proposals + instances: all are taken
-    ROI_POSITIVE_RATIO = 1.0
-    DETECTION_MAX_INSTANCES = 24  # >= proposals x classes: no cut among ties
-    DETECTION_MIN_CONFIDENCE = 0.0
-    WEIGHT_DECAY = 1e-4
-
-
-def _inputs(config):
-    rng = np.random.default_rng(0)
-    meta = compose_image_meta(0, (SIZE, SIZE, 3), (SIZE, SIZE, 3), (0, 0, SIZE, SIZE), 1.0,
-                              np.ones(config.NUM_CLASSES))
-    boxes = np.array([[[0.1, 0.1, 0.5, 0.6], [0.5, 0.4, 0.9, 0.95], [0, 0, 0, 0]],
-                      [[0.2, 0.3, 0.7, 0.6], [0, 0, 0, 0], [0, 0, 0, 0]]], np.float32)
-    masks = np.zeros((2, 3, 28, 28), np.uint8)
-    masks[:, :2, 4:24, 6:20] = 1
-    return {
-        "image": rng.normal(0, 50, (2, SIZE, SIZE, 3)).astype(np.float32),
-        "image_meta": np.stack([meta, meta]).astype(np.float32),
-        "gt_class_ids": np.array([[1, 2, 0], [-1, 0, 0]], np.int32),  # a crowd too
-        "gt_boxes": boxes,
-        "gt_masks": masks,
-    }
+from tests.mrcnn.modeling.tiny import TinyConfig
+from tests.mrcnn.modeling.tiny import tiny_inputs as _inputs
 
 
 def _close(a, b, rtol):
