@@ -49,3 +49,15 @@ def tiny_inputs(config):
         "gt_boxes": boxes,
         "gt_masks": masks,
     }
+
+
+def assert_same_detections(got, expected, box_atol, score_atol):
+    """Detections [B, D, 6] of two runs are the same, up to the order of
+    equal scores: same count and classes, boxes and scores within atol."""
+    for a, b in zip(got, expected):
+        a, b = a[a[:, 4] > 0], b[b[:, 4] > 0]
+        assert len(b) > 0 and len(a) == len(b)
+        a, b = a[np.lexsort(a[:, :5].T)], b[np.lexsort(b[:, :5].T)]
+        np.testing.assert_array_equal(a[:, 4], b[:, 4])
+        np.testing.assert_allclose(a[:, :4], b[:, :4], atol=box_atol)
+        np.testing.assert_allclose(a[:, 5], b[:, 5], atol=score_atol)
