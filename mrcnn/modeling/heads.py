@@ -213,7 +213,9 @@ class FpnMaskHead(keras.layers.Layer):
     """Mask head on pooled ROI features.
 
     Four (conv 3x3 (K) - BatchNorm - relu), a 2x2 stride-2 transposed
-    convolution (K, relu) and a 1x1 convolution to C sigmoid masks.
+    convolution (K, relu) and a 1x1 convolution to C mask logits (Matterport
+    puts the sigmoid in that layer; here the model takes it in float32, and
+    the loss works from the logits: the weights are the same).
 
     Args:
         num_classes: int, C, background included.
@@ -228,7 +230,8 @@ class FpnMaskHead(keras.layers.Layer):
             `train_bn` is True.
 
     Returns:
-        Float tensor `[B, N, 2M, 2M, C]`, per-class mask probabilities.
+        Float tensor `[B, N, 2M, 2M, C]`, per-class mask logits (in the
+        compute dtype; their sigmoid is the mask probability).
     """
 
     def __init__(self, num_classes, train_bn=False, conv_filters=256, **kwargs):
@@ -254,7 +257,7 @@ class FpnMaskHead(keras.layers.Layer):
             f, 2, strides=2, activation="relu", name="mrcnn_mask_deconv"
         )
         self.mask_out = keras.layers.Conv2D(
-            self.num_classes, 1, activation="sigmoid", name="mrcnn_mask"
+            self.num_classes, 1, name="mrcnn_mask"
         )
 
     def _conv_bn_pairs(self):

@@ -101,17 +101,19 @@ def mrcnn_bbox_loss(target_deltas, target_class_ids, pred_deltas):
     return _mean(smooth_l1(target_deltas, predicted), positive[..., None])
 
 
-def mrcnn_mask_loss(target_masks, target_class_ids, pred_masks):
+def mrcnn_mask_loss(target_masks, target_class_ids, mask_logits):
     """Binary cross-entropy of each positive ROI's mask for its own class.
 
     target_masks: [B, Q, h, w] in {0, 1}; target_class_ids: [B, Q];
-    pred_masks: [B, Q, h, w, C] sigmoid probabilities.
+    mask_logits: [B, Q, h, w, C], logits (the mask head's, before the
+    sigmoid). From the logits, in float32: Matterport's BCE on clipped
+    probabilities equals it until a probability reaches the clip (1e-7),
+    where its gradient vanishes; this one's does not (and a float16
+    sigmoid reaches 1.0 already at a logit of about 7.6).
     """
     positive = ops.convert_to_tensor(target_class_ids) > 0
-    pred = _own_class(_float(pred_masks), target_class_ids, axis=4)  # [B, Q, h, w]
-    pred = ops.clip(pred, 1e-7, 1.0 - 1e-7)
-    target = _float(target_masks)
-    bce = -(target * ops.log(pred) + (1.0 - target) * ops.log(1.0 - pred))
+    logits = _own_class(_float(mask_logits), target_class_ids, axis=4)  # [B, Q, h, w]
+    bce = ops.binary_crossentropy(_float(target_masks), logits, from_logits=True)
     return _mean(bce, positive[..., None, None])
 
 

@@ -206,7 +206,7 @@ class MaskRCNNModel(keras.Model):
     roi_valid [B, T], mrcnn_class_logits [B, T, C], mrcnn_bbox [B, T, C, 4];
     for the first P rows, where the positives are (P = max_positives(T,
     positive_fraction)): target_masks [B, P, h, w], mask_class_ids [B, P],
-    mrcnn_mask [B, P, h, w, C].
+    mrcnn_mask [B, P, h, w, C] (logits).
     Inference mode: detections [B, D, 6] (y1, x1, y2, x2, class_id, score),
     mrcnn_mask [B, D, h, w, C], rois [B, R, 4] (the proposals).
     """
@@ -214,6 +214,10 @@ class MaskRCNNModel(keras.Model):
     def __init__(self, mode, num_classes, backbone, anchors, rpn, heads, sampling, detection,
                  losses, seed=None, **kwargs):
         kwargs.setdefault("name", "mask_rcnn")
+        # Inputs keep their dtypes under mixed precision: ground-truth boxes
+        # and image meta must not become float16 (0.5 px steps at 2048 px);
+        # each layer casts the image features it takes itself.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -281,22 +285,28 @@ class MaskRCNNModel(keras.Model):
 
     def _rpn(self, feature_maps):
         """RPN on every level: logits [B, A, 2], probs [B, A, 2], deltas
-        [B, A, 4], float32 (also under mixed precision)."""
+        [B, A, 4], float32 (also under mixed precision: the softmax is
+        taken here, in float32, from the logits)."""
         outputs = [self.rpn(p) for p in feature_maps]
-        return [ops.cast(ops.concatenate(list(o), axis=1), "float32") for o in zip(*outputs)]
+        logits, _, deltas = (ops.cast(ops.concatenate(list(o), axis=1), "float32")
+                             for o in zip(*outputs))
+        return logits, ops.softmax(logits, axis=-1), deltas
 
     def _heads(self, rois, feature_maps, image_shape, training):
         """Classifier head on rois [B, N, 4]: logits [B, N, C], probs
         [B, N, C], deltas [B, N, C, 4], float32."""
         pooled = pyramid_roi_align(rois, feature_maps, image_shape, self.head_spec.pool_size)
-        outputs = self.classifier(pooled, training=training)
-        return tuple(ops.cast(o, "float32") for o in outputs)
+        logits, _, deltas = self.classifier(pooled, training=training)
+        logits = ops.cast(logits, "float32")
+        return logits, ops.softmax(logits, axis=-1), ops.cast(deltas, "float32")
 
-    def _masks(self, rois, feature_maps, image_shape, training):
-        """Mask head on rois [B, N, 4]: [B, N, h, w, C] float32."""
+    def _masks(self, rois, feature_maps, image_shape, training, logits=False):
+        """Mask head on rois [B, N, 4]: [B, N, h, w, C] float32, the
+        sigmoid probabilities (taken in float32) or the logits."""
         pooled = pyramid_roi_align(rois, feature_maps, image_shape,
                                    self.head_spec.mask_pool_size)
-        return ops.cast(self.mask_head(pooled, training=training), "float32")
+        masks = ops.cast(self.mask_head(pooled, training=training), "float32")
+        return masks if logits else ops.sigmoid(masks)
 
     def _first_stage(self, image, training):
         """Backbone, RPN and proposals, shared by both modes."""
@@ -376,7 +386,7 @@ class MaskRCNNModel(keras.Model):
         # Positives come first and number at most max_positives: the mask
         # head (the costliest part of a step) only runs on those rows.
         m = matching.max_positives(s.rois_per_image, s.positive_fraction)
-        pred_masks = self._masks(rois[:, :m], head_maps, image_shape, training)
+        pred_masks = self._masks(rois[:, :m], head_maps, image_shape, training, logits=True)
         rpn_match, rpn_target_deltas = self._rpn_targets(
             inputs["gt_class_ids"], inputs["gt_boxes"], image_shape)
         return {

@@ -142,22 +142,30 @@ def test_mrcnn_mask_loss_uses_own_class_channel():
     target = np.zeros([1, 2, 2, 2], np.float32)
     target[0, 0] = [[1, 0], [1, 0]]
     target[0, 1] = 1.0  # negative row: ignored
-    pred = np.zeros([1, 2, 2, 2, 3], np.float32)  # other channels: 0 -> large loss
-    pred[0, 0, :, :, 2] = [[0.5, 0.5], [0.9, 0.1]]
-    loss = losses.mrcnn_mask_loss(tf.constant(target), target_ids, tf.constant(pred))
+    logits = np.full([1, 2, 2, 2, 3], -30.0, np.float32)  # other channels: large loss
+    # probabilities 0.5, 0.5, 0.9, 0.1 as logits
+    logits[0, 0, :, :, 2] = [[0.0, 0.0], [math.log(9.0), -math.log(9.0)]]
+    loss = losses.mrcnn_mask_loss(tf.constant(target), target_ids, tf.constant(logits))
     expected = (LN2 + LN2 - math.log(0.9) - math.log(0.9)) / 4
     assert _value(loss) == pytest.approx(expected, rel=1e-5)
 
 
-def test_mrcnn_mask_loss_saturated_predictions_are_finite():
+def test_mrcnn_mask_loss_saturated_predictions_are_finite_with_gradient():
     target = tf.ones([1, 1, 2, 2])
-    pred = tf.zeros([1, 1, 2, 2, 2])  # probability 0 of a set pixel: clipped at 1e-7
-    loss = _value(losses.mrcnn_mask_loss(target, tf.constant([[1]]), pred))
-    assert loss == pytest.approx(-math.log(1e-7), rel=1e-2)
+    # A set pixel predicted with probability sigmoid(-40) ~ 4e-18: the loss
+    # is 40 (from logits: no clip) and the gradient still -1 per pixel.
+    logits = tf.fill([1, 1, 2, 2, 2], -40.0)
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        loss = losses.mrcnn_mask_loss(target, tf.constant([[1]]), logits)
+    assert _value(loss) == pytest.approx(40.0, rel=1e-6)
+    grad = tape.gradient(loss, logits).numpy()
+    np.testing.assert_allclose(grad[..., 1], -0.25, rtol=1e-6)  # d(mean of 4) / d logit
+    assert not grad[..., 0].any()
 
 
 def test_mrcnn_mask_loss_no_positives_is_zero():
-    pred = tf.fill([2, 3, 4, 4, 3], 0.3)
+    pred = tf.fill([2, 3, 4, 4, 3], -0.8)
     with tf.GradientTape() as tape:
         tape.watch(pred)
         loss = losses.mrcnn_mask_loss(tf.ones([2, 3, 4, 4]), tf.zeros([2, 3], tf.int32), pred)
