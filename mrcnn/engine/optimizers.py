@@ -1,5 +1,17 @@
 """The optimizers of a run: SGD with momentum, and Adam with TensorFlow's
-fused update kernel (`make_optimizer`, `FusedAdam`).
+fused update kernel (`make_optimizer`, `FusedAdam`), correct on several
+replicas (`ReduceFirst`).
+
+Several replicas (tf.distribute): Keras 3's optimizers all-reduce the
+gradients in their update, after the clipping (so each replica's share is
+clipped, not the global batch's gradient), and its LossScaleOptimizer
+decides "finite or skip" from each replica's own gradients, assuming they
+are reduced already (so an overflow on one replica alone can write inf into
+the weights, or skip the step on one replica only). `ReduceFirst` sums the
+gradients across the replicas first, in `apply`, and the rest of the step
+(the finite check and loss-scale update, clipping, the update) then works
+on the global gradient, the same in every replica: a step on N replicas
+equals the step on one device at the same global batch.
 
 Keras 3's `Adam.update_step` is written with backend ops: about ten
 elementwise kernels per variable, each a pass over the variable's memory
@@ -22,8 +34,60 @@ kernel. Sparse gradients (`IndexedSlices`) and `amsgrad` go through Keras'
 own update.
 """
 
+import threading
+
 import keras
 import tensorflow as tf
+
+# Whether this replica's thread is inside ReduceFirst.apply, its gradients
+# summed already (MirroredStrategy runs each replica in its own thread).
+_state = threading.local()
+
+
+def _replicas():
+    """Replicas of the current replica context (1 outside one)."""
+    context = tf.distribute.get_replica_context()
+    return context.num_replicas_in_sync if context is not None else 1
+
+
+class ReduceFirst:
+    """Mixin for a Keras optimizer (TensorFlow backend): sum the gradients
+    across replicas at the start of `apply`, then run the optimizer on them
+    without its own all-reduce (module docstring)."""
+
+    def apply(self, grads, trainable_variables=None):
+        if getattr(_state, "reduced", False) or _replicas() == 1:
+            return super().apply(grads, trainable_variables)
+        grads = list(grads)
+        present = [i for i, g in enumerate(grads) if g is not None]
+        summed = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, [grads[i] for i in present])
+        for i, g in zip(present, summed):
+            grads[i] = g
+        _state.reduced = True
+        try:
+            return super().apply(grads, trainable_variables)
+        finally:
+            _state.reduced = False
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        if getattr(_state, "reduced", False):
+            return list(grads_and_vars)
+        return super()._all_reduce_sum_gradients(grads_and_vars)
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class SGD(ReduceFirst, keras.optimizers.SGD):
+    """`keras.optimizers.SGD`, correct on several replicas (`ReduceFirst`)."""
+
+    def __init__(self, *args, name="SGD", **kwargs):
+        super().__init__(*args, name=name, **kwargs)
+
+
+@keras.saving.register_keras_serializable(package="mrcnn")
+class LossScaleOptimizer(ReduceFirst, keras.optimizers.LossScaleOptimizer):
+    """`keras.optimizers.LossScaleOptimizer` whose finite check and scale
+    update see the summed gradients: they agree across replicas."""
 
 
 def _handle(variable):
@@ -35,10 +99,11 @@ def _handle(variable):
 
 
 @keras.saving.register_keras_serializable(package="mrcnn")
-class FusedAdam(keras.optimizers.Adam):
+class FusedAdam(ReduceFirst, keras.optimizers.Adam):
     """`keras.optimizers.Adam` whose dense updates run TensorFlow's fused
     `ResourceApplyAdam` kernel. Same arguments as `keras.optimizers.Adam`
-    (and the same default name, so that its variables are named as Adam's)."""
+    (and the same default name, so that its variables are named as Adam's);
+    correct on several replicas (`ReduceFirst`)."""
 
     def __init__(self, *args, name="adam", **kwargs):
         super().__init__(*args, name=name, **kwargs)
@@ -65,11 +130,16 @@ class FusedAdam(keras.optimizers.Adam):
 
 def make_optimizer(name, learning_rate, momentum=0.9, clip_norm=5.0):
     """SGD with momentum (Matterport) or Adam with beta_1 = momentum (its
-    update in one fused kernel: mrcnn/engine/optimizers.py), each gradient clipped
-    to clip_norm."""
+    update in one fused kernel), each gradient clipped to clip_norm (per
+    variable, as Matterport's Keras 2 `clipnorm`) after the sum over
+    replicas; in a LossScaleOptimizer under the mixed_float16 policy."""
     clip = clip_norm or None
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum, clipnorm=clip)
-    if name == "adam":
-        return FusedAdam(learning_rate=learning_rate, beta_1=momentum, clipnorm=clip)
-    raise ValueError(f"unknown optimizer {name!r}; expected 'sgd' or 'adam'")
+        optimizer = SGD(learning_rate=learning_rate, momentum=momentum, clipnorm=clip)
+    elif name == "adam":
+        optimizer = FusedAdam(learning_rate=learning_rate, beta_1=momentum, clipnorm=clip)
+    else:
+        raise ValueError(f"unknown optimizer {name!r}; expected 'sgd' or 'adam'")
+    if keras.mixed_precision.global_policy().name == "mixed_float16":
+        optimizer = LossScaleOptimizer(optimizer)
+    return optimizer
