@@ -319,16 +319,17 @@ def train_breakdown(km, batch, config, args):
     feature_maps = list(backbone_fwd(batch["image"]))
     rpn_fb = grads_of(lambda fs: [km.rpn(f) for f in fs], km.rpn.trainable_variables)
     _, rpn_probs, rpn_deltas = km._rpn(feature_maps)
-    anchors = km.anchors(tf.shape(batch["image"])[1:3])
+    anchors = km.anchors(tuple(batch["image"].shape[1:3]))
+    rpn = km.rpn_spec
     proposal_fn = tf.function(lambda p, d: proposals.generate_proposals(
-        p, d, anchors, km.proposal_count, km.rpn_nms_threshold, km.pre_nms_limit,
-        km.rpn_std_dev))
+        p, d, anchors, proposal_count=rpn.proposal_count, nms_threshold=rpn.nms_threshold,
+        pre_nms_limit=rpn.pre_nms_limit, std_dev=rpn.std_dev))
     parts = {
         "forward pass (training mode, no gradients)": (forward, (batch,)),
         "backbone + FPN forward": (backbone_fwd, (batch["image"],)),
         "backbone + FPN forward + backward": (backbone_fb, (batch["image"],)),
         "RPN head forward + backward (5 levels)": (rpn_fb, (feature_maps,)),
-        f"proposals ({km.pre_nms_limit} -> {km.proposal_count}, NMS)":
+        f"proposals ({rpn.pre_nms_limit} -> {rpn.proposal_count}, NMS)":
             (proposal_fn, (rpn_probs, rpn_deltas)),
         f"mask head forward + backward ({mask_rois} ROIs)": (mask_fb, (pooled,)),
     }

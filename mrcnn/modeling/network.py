@@ -21,11 +21,14 @@ Keras' own train_step / test_step / predict_step, so `fit` works unchanged,
 and they compile (XLA). Keras 3 compiles with XLA by itself on a GPU
 (jit_compile="auto").
 
-Mixed precision (`engine.devices.set_mixed_precision`): the Keras layers
-(backbone, RPN, heads) compute in float16; their outputs are cast to float32
-where they leave them (`_rpn`, `_heads`, `_masks`), so proposals, targets,
-losses and detections run in float32. ROIAlign reads the float16 feature
-maps and returns float32.
+Mixed precision (`engine.devices.set_mixed_precision`; mixed_float16 or
+mixed_bfloat16): the Keras layers (backbone, RPN, heads) compute in 16 bits
+and return logits; the softmaxes and the mask sigmoid are taken here in
+float32 (`_rpn`, `_heads`, `_masks`), so scores are never 16-bit quantised
+and proposals, targets, losses (the mask loss from logits) and detections
+run in float32. The model does not autocast its inputs: ground-truth boxes
+and image meta stay float32. ROIAlign reads the 16-bit feature maps and
+returns float32.
 
 Several devices (`engine.devices.make_strategy`): build the model under
 `strategy.scope()`. Each replica gets BATCH_SIZE / replicas images;
