@@ -27,15 +27,12 @@ from collections import OrderedDict
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from mrcnn import files, utils
+from mrcnn import files
 from mrcnn.checkpoint import hdf5 as weight_io
 from mrcnn.checkpoint import pretrained
 from mrcnn.config import LOSS_NAMES
 from mrcnn.data import image as imaging
-from mrcnn.data import pipeline
-from mrcnn.data.augmentation import ImgaugAugmentation
 from mrcnn.data.feed_failures import FeedFailures
 from mrcnn.data.image import (
     compose_image_meta,
@@ -48,7 +45,6 @@ from mrcnn.engine import callbacks as run_callbacks
 from mrcnn.engine import (
     devices,
     faults,
-    optimizers,
     run_dir,
     run_record,
     skipped,
@@ -87,7 +83,8 @@ class MaskRCNN:
         self.log_dir = None
         # The tf.distribute strategy whose scope this is created in (the
         # default one outside any scope): `train` compiles and fits under it.
-        self.strategy = tf.distribute.get_strategy()
+        # None on other backends (one device).
+        self.strategy = _current_strategy()
         self.keras_model = build_network(config, mode)
         self._infer = None
         self._compiled_setup = None  # what the last train() compiled for
@@ -192,18 +189,23 @@ class MaskRCNN:
         if self.mode != "training":
             raise ValueError("train() needs a model created with mode='training'")
         config = self.config
-        replicas = self.strategy.num_replicas_in_sync
+        replicas = self.strategy.num_replicas_in_sync if self.strategy else 1
         if config.BATCH_SIZE % replicas:
             raise ValueError(
                 f"BATCH_SIZE = {config.BATCH_SIZE} (GPU_COUNT * IMAGES_PER_GPU) does not split "
                 f"over the {replicas} replicas of the distribution strategy"
             )
         if hasattr(augmentation, "to_deterministic"):
+            from mrcnn.data.augmentation import ImgaugAugmentation
+
             augmentation = ImgaugAugmentation(augmentation)
         if self.log_dir is None:
             self.set_log_dir()
         failures = [FeedFailures("train", len(train_dataset.image_ids)),
                     FeedFailures("val", len(val_dataset.image_ids))]
+        from mrcnn.data import pipeline  # the tf.data feeder (TensorFlow)
+        from mrcnn.engine import optimizers
+
         train_ds = pipeline.build_dataset(train_dataset, config, augmentation=augmentation,
                                           mask_cache=mask_cache,
                                           no_augmentation_sources=no_augmentation_sources,
@@ -228,7 +230,7 @@ class MaskRCNN:
         # compiled step and optimizer state; only the learning rate changes
         # (tracing the step costs 20-30 s on a CPU).
         setup = (tuple(names), tuple(sorted(model.loss_weights.items())))
-        with self.strategy.scope():
+        with self.strategy.scope() if self.strategy else contextlib.nullcontext():
             if setup == self._compiled_setup and model.optimizer is not None:
                 model.optimizer.learning_rate.assign(learning_rate)
             else:
@@ -348,18 +350,16 @@ class MaskRCNN:
             anchors = self.get_anchors(molded.shape[1:])
             log("anchors", np.broadcast_to(anchors, (len(molded),) + anchors.shape))
         if self._infer is None:  # XLA as config.JIT_COMPILE says ("auto": on a GPU)
-            self._infer = tf.function(
-                lambda inputs: self.keras_model(inputs, training=False), reduce_retracing=True,
-                jit_compile=devices.resolve_jit_compile(self.config.JIT_COMPILE),
-            )
-        out = self._infer({"image": tf.constant(molded), "image_meta": tf.constant(metas)})
+            self._infer = _inference_function(
+                self.keras_model, devices.resolve_jit_compile(self.config.JIT_COMPILE))
+        out = self._infer({"image": molded, "image_meta": metas})
+        out = {k: keras.ops.convert_to_numpy(v) for k, v in out.items()}
         results = []
         for i, shape in enumerate(original_shapes):
             r = postprocess.unmold_detections(
-                out["detections"][i].numpy(), out["mrcnn_mask"][i].numpy(), shape,
-                molded.shape[1:], windows[i])
-            r["proposals"] = to_original_boxes(out["rois"][i].numpy(), shape,
-                                               molded.shape[1:], windows[i])
+                out["detections"][i], out["mrcnn_mask"][i], shape, molded.shape[1:], windows[i])
+            r["proposals"] = to_original_boxes(out["rois"][i], shape, molded.shape[1:],
+                                               windows[i])
             results.append(r)
         return results
 
@@ -374,7 +374,7 @@ class MaskRCNN:
     def get_anchors(self, image_shape):
         """Normalised anchors [A, 4] of a molded image of `image_shape` (numpy).
         Kept for Matterport compatibility (its notebooks call it)."""
-        return self.keras_model.anchors(image_shape[:2]).numpy()
+        return keras.ops.convert_to_numpy(self.keras_model.anchors(tuple(image_shape[:2])))
 
     # ------------------------------------------------ inspecting the network
     def run_graph(self, images, outputs, image_metas=None):
@@ -395,8 +395,8 @@ class MaskRCNN:
             molded, image_metas, _ = self.mold_inputs(images)
         else:
             molded = np.asarray(images, np.float32)
-        inputs = {"image": tf.constant(molded, tf.float32),
-                  "image_meta": tf.constant(image_metas, tf.float32)}
+        inputs = {"image": np.asarray(molded, np.float32),
+                  "image_meta": np.asarray(image_metas, np.float32)}
         graph = self.keras_model.inference_graph(inputs, training=False)
         backbone = self.keras_model.backbone
         missing = sorted({t for _, t in wanted if t not in graph})
@@ -519,6 +519,12 @@ def load_image_gt(dataset, config, image_id, augment=False, augmentation=None,
     [N, (y1, x1, y2, x2)] in pixels, mask bool [H, W, N] or, with
     use_mini_mask, [MINI_MASK_SHAPE..., N].
     """
+    import tensorflow as tf
+
+    from mrcnn import utils
+    from mrcnn.data import pipeline
+    from mrcnn.data.augmentation import ImgaugAugmentation
+
     image, meta, class_ids, mask = pipeline.load_image_gt(dataset, config, image_id)
     if augment and np.random.random() < 0.5:
         image, mask = np.fliplr(image), np.fliplr(mask)
@@ -539,6 +545,8 @@ def build_rpn_targets(image_shape, anchors, gt_class_ids, gt_boxes, config):
     mrcnn/modeling/targets.py). anchors: [A, 4] and gt_boxes [N, 4] in
     pixels. Returns rpn_match int32 [A] (1, -1, 0) and rpn_bbox float32
     [RPN_TRAIN_ANCHORS_PER_IMAGE, 4]."""
+    import tensorflow as tf
+
     match, deltas = targets.rpn_targets(
         tf.constant(anchors, tf.float32), tf.constant(gt_class_ids, tf.int32),
         tf.constant(gt_boxes, tf.float32),
@@ -652,6 +660,8 @@ def build_detection_targets(rpn_rois, gt_class_ids, gt_boxes, gt_masks, config,
     gt_masks: [h, w, M] mini-masks (USE_MINI_MASK) or full masks;
     image_shape: the molded image's (H, W), default config.IMAGE_SHAPE.
     Sampled by the model's own `targets.detection_targets`."""
+    import tensorflow as tf
+
     image_shape = tuple(image_shape or config.IMAGE_SHAPE)[:2]
     rois, class_ids, deltas, masks, _ = targets.detection_targets(
         box_ops.normalize(np.asarray(rpn_rois, np.float32), image_shape),
@@ -700,3 +710,28 @@ def _stack_batch(batch, config):
         boxes[i, :len(keep)] = bbox[keep]
         masks[i, ..., :len(keep)] = mask[..., keep]
     return [images, metas, matches, deltas, class_ids, boxes, masks]
+
+
+def _current_strategy():
+    """The tf.distribute strategy in force on the TensorFlow backend (the
+    default one outside any scope); None on other backends."""
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy()
+
+
+def _inference_function(model, jit_compile):
+    """inputs dict of NumPy arrays -> the inference model's outputs, as one
+    compiled function: tf.function on TensorFlow (XLA if jit_compile),
+    Keras' predict step elsewhere (jax.jit when jit_compile)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        function = tf.function(lambda inputs: model(inputs, training=False),
+                               reduce_retracing=True, jit_compile=jit_compile)
+        return lambda inputs: function({k: tf.constant(v) for k, v in inputs.items()})
+    if not model.compiled:
+        model.compile(jit_compile=jit_compile)
+    return model.predict_on_batch

@@ -10,16 +10,16 @@ that: boxes to the original pixels, each detection's mask of its class
 pasted into its box at the original resolution.
 """
 
+import keras
 import numpy as np
 
-from mrcnn.data import masks
-from mrcnn.modeling import box_ops
+from mrcnn.modeling import box_ops, crop
 
 
 def to_original_boxes(boxes, original_image_shape, image_shape, window):
     """Boxes normalised to the molded image of `image_shape` -> int32
     [N, (y1, x1, y2, x2)] pixels of the original image, clipped to it."""
-    boxes = box_ops.denormalize(boxes, image_shape).numpy()
+    boxes = keras.ops.convert_to_numpy(box_ops.denormalize(boxes, image_shape))
     wy1, wx1, wy2, wx2 = [float(v) for v in window]
     scale_y = (wy2 - wy1) / original_image_shape[0]
     scale_x = (wx2 - wx1) / original_image_shape[1]
@@ -44,5 +44,16 @@ def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape,
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     boxes, class_ids, scores = boxes[keep], class_ids[keep], scores[keep]
     class_masks = mrcnn_mask[:n][keep][np.arange(len(class_ids)), :, :, class_ids]
-    full = masks.paste_masks(class_masks, boxes, (h, w)).numpy()
+    full = paste_masks(class_masks, boxes, (h, w))
     return {"rois": boxes, "class_ids": class_ids, "scores": scores, "masks": full}
+
+
+def paste_masks(mini, boxes, image_shape):
+    """mini [N, h, w] probabilities in boxes [N, 4] pixels -> bool [H, W, N].
+    TensorFlow's crop_and_resize kernel on the TensorFlow backend (faster on
+    a CPU), the same sampling by gathers (crop.paste_masks) elsewhere."""
+    if keras.backend.backend() == "tensorflow":
+        from mrcnn.data import masks
+
+        return masks.paste_masks(mini, boxes, image_shape).numpy()
+    return np.transpose(crop.paste_masks(mini, boxes, image_shape), (1, 2, 0))

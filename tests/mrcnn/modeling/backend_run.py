@@ -9,7 +9,9 @@ importing TensorFlow fails here: the network, its targets, losses and
 detection must not need it. Writes OUT with the five losses (unweighted,
 of `compute_losses` in one compiled test step), "detections",
 "mrcnn_mask", and "train_losses": the total loss of 3 SGD steps (Keras'
-own train step, compiled) on the same batch.
+own train step, compiled) on the same batch; and, through the user API
+(`MaskRCNN` loading IN's folder's infer.h5 by name, `detect` on two
+images), api{i}_rois / class_ids / scores / masks.
 """
 
 import os
@@ -53,7 +55,26 @@ def main(in_path, out_path):
     out["detections"] = np.asarray(result["detections"])
     out["mrcnn_mask"] = np.asarray(result["mrcnn_mask"])
     out["backend"] = np.array(keras.backend.backend())
+    out.update(detect_from_h5(os.path.join(os.path.dirname(in_path), "infer.h5"),
+                              os.path.dirname(out_path)))
     np.savez(out_path, **out)
+
+
+def detect_from_h5(weights, model_dir):
+    """The user API on this backend: MaskRCNN built, its weights loaded by
+    name from a legacy .h5 file, detect() on two images -> dict of arrays."""
+    from mrcnn.model import MaskRCNN
+
+    model = MaskRCNN("inference", TinyConfig(), model_dir)
+    model.load_weights(weights, by_name=True)
+    rng = np.random.default_rng(1)
+    images = [rng.integers(0, 255, (48, 64, 3)).astype(np.uint8),
+              rng.integers(0, 255, (64, 40, 3)).astype(np.uint8)]
+    out = {}
+    for i, r in enumerate(model.detect(images)):
+        for key in ("rois", "class_ids", "scores", "masks"):
+            out[f"api{i}_{key}"] = r[key]
+    return out
 
 
 if __name__ == "__main__":
