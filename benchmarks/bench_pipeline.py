@@ -20,6 +20,16 @@ busier than its default: --extra random objects per image), loads it with `Citys
   start-up included), "warm" the next `--warm-epochs` epochs (records read
   from the cache).
 
+With --scaling, instead: how warm throughput grows with cores. The cache
+is filled first, then the warm pipeline runs in a fresh process pinned to
+one core, then to two (`os.sched_setaffinity` before TensorFlow starts, so
+its thread pools and the pipeline's parallelism see 1 or 2 cores; cores
+from --cores), each after one untimed warm-up epoch; it prints images/s
+for each and the ratio. Other work on the same cores skews the figures:
+run it on a quiet machine.
+
+    .venv/bin/python -m benchmarks.bench_pipeline --scaling [--cores 0,1]
+
 Figures are recorded in docs/benchmarks.md.
 """
 
@@ -77,6 +87,70 @@ def time_batches(iterator, images):
     return time.perf_counter() - start
 
 
+def warm_throughput(dataset, config, cache_dir, epochs, seed):
+    """Warm images/s of build_dataset (FlipCrop, cache filled): one untimed
+    epoch, then `epochs` timed ones from the same iterator."""
+    batches = pipeline.build_dataset(dataset, config, shuffle=True, augmentation=FlipCrop(),
+                                     seed=seed, mask_cache=cache_dir)
+    iterator = iter(batches)
+    images = len(dataset.image_ids)
+    time_batches(iterator, images)
+    return images * epochs / time_batches(iterator, images * epochs)
+
+
+def scaling(args, dataset, config, root, work):
+    """--scaling: warm images/s on 1 core, then 2, each in a fresh process."""
+    cache_dir = os.path.join(work, "cache")
+    cache = MiniMaskCache(cache_dir, config.MINI_MASK_SHAPE)
+    start = time.perf_counter()
+    for i in dataset.image_ids:
+        cache.get(dataset, i)
+    print(f"cache filled in {time.perf_counter() - start:.1f} s")
+    cores = [int(c) for c in args.cores.split(",")]
+    results = {"size": args.size, "images": len(dataset.image_ids),
+               "warm_epochs": args.warm_epochs, "runs": []}
+    for n in (1, len(cores)):
+        out = os.path.join(work, f"warm-{n}.json")
+        # Pinned before TensorFlow is imported: its thread pools size themselves then.
+        pinned = (f"import os, runpy; os.sched_setaffinity(0, {cores[:n]}); "
+                  "runpy.run_module('benchmarks.bench_pipeline', run_name='__main__')")
+        command = [sys.executable, "-c", pinned, "--warm-only", out, "--data", root,
+                   "--cache", cache_dir, "--warm-epochs", str(args.warm_epochs),
+                   "--seed", str(args.seed)]
+        load = os.getloadavg()[0]
+        subprocess.run(command, cwd=REPO_ROOT, check=True)
+        with open(out) as f:
+            run = {**json.load(f), "cores": cores[:n], "load_before": load}
+        results["runs"].append(run)
+        print(f"{n} core(s) {cores[:n]}: {run['warm_images_per_s']:.1f} images/s warm "
+              f"(map parallelism {run['parallel']}; load average before: {load:.1f})")
+    one, two = (r["warm_images_per_s"] for r in results["runs"])
+    results["ratio"] = two / one
+    print(f"\n| warm pipeline, {args.size}, {len(dataset.image_ids)} images x "
+          f"{args.warm_epochs} epochs | images/s |\n|---|---:|")
+    for run in results["runs"]:
+        print(f"| {len(run['cores'])} core(s) | {run['warm_images_per_s']:.1f} |")
+    print(f"| ratio | x{results['ratio']:.2f} |")
+    return results
+
+
+def load_dataset(args, root):
+    """The CityscapesDataset of `root`'s train split, generated there if missing."""
+    height, width = (int(v) for v in args.size.lower().split("x"))
+    if not os.path.exists(os.path.join(root, "leftImg8bit", "train")):
+        start = time.perf_counter()
+        extra = tuple(int(v) for v in args.extra.split(","))
+        generate(root, seed=args.seed, height=height, width=width,
+                 images={"train": args.images, "val": 0, "test": 0}, extra=extra,
+                 workers=pipeline.usable_cpus())
+        print(f"generated {args.images} images of {height}x{width} in "
+              f"{time.perf_counter() - start:.1f} s -> {root}")
+    dataset = CityscapesDataset()
+    dataset.load_cityscapes(root, "train")
+    dataset.prepare()
+    return dataset
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=24)
@@ -87,22 +161,31 @@ def main(argv=None):
     parser.add_argument("--extra", default="60,70",
                         help="min,max random objects per image besides 4 featured ones")
     parser.add_argument("--json", help="write the raw figures here")
+    parser.add_argument("--scaling", action="store_true",
+                        help="warm images/s on 1 core vs 2 (see the module docstring)")
+    parser.add_argument("--cores", default="0,1", help="--scaling: the two cores to use")
+    parser.add_argument("--warm-only", metavar="JSON", help=argparse.SUPPRESS)
+    parser.add_argument("--cache", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     height, width = (int(v) for v in args.size.lower().split("x"))
 
     work = tempfile.mkdtemp(prefix="bench-pipeline-")
     root = args.data or os.path.join(work, "data")
-    if not os.path.exists(os.path.join(root, "leftImg8bit", "train")):
-        start = time.perf_counter()
-        extra = tuple(int(v) for v in args.extra.split(","))
-        generate(root, seed=args.seed, height=height, width=width,
-                 images={"train": args.images, "val": 0, "test": 0}, extra=extra)
-        print(f"generated {args.images} images of {height}x{width} in "
-              f"{time.perf_counter() - start:.1f} s -> {root}")
-    dataset = CityscapesDataset()
-    dataset.load_cityscapes(root, "train")
-    dataset.prepare()
+    dataset = load_dataset(args, root)
     config = BenchConfig()
+    if args.warm_only:  # a --scaling child: the cache is filled
+        result = {"warm_images_per_s": warm_throughput(dataset, config, args.cache,
+                                                       args.warm_epochs, args.seed),
+                  "parallel": pipeline.usable_cpus()}
+        with open(args.warm_only, "w") as f:
+            json.dump(result, f)
+        return result
+    if args.scaling:
+        results = scaling(args, dataset, config, root, work)
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(results, f, indent=2)
+        return results
     ids = list(dataset.image_ids)
     counts = [int((dataset.load_mask(i)[1] > 0).sum()) for i in ids]
     png_mb = statistics.mean(os.path.getsize(dataset.image_info[i]["path"]) for i in ids) / 2**20
@@ -147,7 +230,7 @@ def main(argv=None):
         "png_mib_mean": png_mb, "cpu_count": os.cpu_count(), "parts_ms": parts,
         "cold_images_per_s": cold_images / cold_s, "warm_images_per_s": warm_images / warm_s,
         "commit": subprocess.run(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"],
-                                 capture_output=True, text=True).stdout.strip(),
+                                 capture_output=True, text=True, check=False).stdout.strip(),
         "tensorflow": tf.__version__, "machine": platform.processor() or platform.machine(),
     }
     print(f"\n{len(ids)} images {height}x{width}, PNG {png_mb:.1f} MiB on average, "
