@@ -89,13 +89,22 @@ def time_batches(iterator, images):
 
 def warm_throughput(dataset, config, cache_dir, epochs, seed):
     """Warm images/s of build_dataset (FlipCrop, cache filled): one untimed
-    epoch, then `epochs` timed ones from the same iterator."""
+    epoch, then `epochs` timed ones from the same iterator. -> (images/s,
+    CPU seconds of this process per second of them: the cores it kept busy)."""
     batches = pipeline.build_dataset(dataset, config, shuffle=True, augmentation=FlipCrop(),
                                      seed=seed, mask_cache=cache_dir)
     iterator = iter(batches)
     images = len(dataset.image_ids)
     time_batches(iterator, images)
-    return images * epochs / time_batches(iterator, images * epochs)
+    cpu = cpu_seconds()
+    seconds = time_batches(iterator, images * epochs)
+    return images * epochs / seconds, (cpu_seconds() - cpu) / seconds
+
+
+def cpu_seconds():
+    """User + system CPU seconds of this process so far (all its threads)."""
+    times = os.times()
+    return times.user + times.system
 
 
 def scaling(args, dataset, config, root, work):
@@ -122,8 +131,10 @@ def scaling(args, dataset, config, root, work):
         with open(out) as f:
             run = {**json.load(f), "cores": cores[:n], "load_before": load}
         results["runs"].append(run)
-        print(f"{n} core(s) {cores[:n]}: {run['warm_images_per_s']:.1f} images/s warm "
-              f"(map parallelism {run['parallel']}; load average before: {load:.1f})")
+        rate, cpu = run["warm_images_per_s"], run["cpu_per_s"]
+        print(f"{n} core(s) {cores[:n]}: {rate:.1f} images/s warm, CPU {cpu:.2f} s/s, "
+              f"{1000 * cpu / rate:.0f} ms per image (map parallelism {run['parallel']}; "
+              f"load average before: {load:.1f})")
     one, two = (r["warm_images_per_s"] for r in results["runs"])
     results["ratio"] = two / one
     print(f"\n| warm pipeline, {args.size}, {len(dataset.image_ids)} images x "
@@ -174,9 +185,8 @@ def main(argv=None):
     dataset = load_dataset(args, root)
     config = BenchConfig()
     if args.warm_only:  # a --scaling child: the cache is filled
-        result = {"warm_images_per_s": warm_throughput(dataset, config, args.cache,
-                                                       args.warm_epochs, args.seed),
-                  "parallel": pipeline.usable_cpus()}
+        rate, cpu = warm_throughput(dataset, config, args.cache, args.warm_epochs, args.seed)
+        result = {"warm_images_per_s": rate, "cpu_per_s": cpu, "parallel": pipeline.usable_cpus()}
         with open(args.warm_only, "w") as f:
             json.dump(result, f)
         return result
