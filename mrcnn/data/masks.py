@@ -15,6 +15,12 @@ back lands on the pixels it came from.
 
 import tensorflow as tf
 
+from mrcnn.modeling.crop import resample_boxes
+
+__all__ = ["boxes_from_masks", "mini_masks", "paste_masks", "paste_masks_first",
+           "resample_boxes",
+           "transform_instances"]
+
 
 def boxes_from_masks(masks):
     """Tight box around each mask; all-zero box for an empty mask.
@@ -37,30 +43,6 @@ def boxes_from_masks(masks):
     boxes = tf.stack([y1, x1, y2, x2], axis=-1)
     nonempty = tf.reduce_any(rows, axis=0)[:, None]
     return tf.where(nonempty, boxes, 0)
-
-
-def resample_boxes(regions, source_size, out_size):
-    """`crop_and_resize` boxes that resample `regions` of a source grid.
-
-    regions: [N, 4] float, in pixel-edge coordinates of a source of
-    `source_size` (h, w); the region is resampled to `out_size` (h, w) with
-    output pixel i centred at region start + (i + 0.5) * region size / out.
-    Returns [N, 4] boxes in crop_and_resize's normalised coordinates.
-    """
-    regions = tf.cast(regions, tf.float32)
-    sh, sw = tf.unstack(tf.cast(source_size, tf.float32))
-    oh, ow = tf.unstack(tf.cast(out_size, tf.float32))
-    y1, x1, y2, x2 = tf.unstack(regions, axis=-1)
-    dy = (y2 - y1) / oh
-    dx = (x2 - x1) / ow
-    first_y = y1 + 0.5 * dy - 0.5
-    first_x = x1 + 0.5 * dx - 0.5
-    last_y = first_y + (oh - 1.0) * dy
-    last_x = first_x + (ow - 1.0) * dx
-    # crop_and_resize divides by (size - 1); a 1-pixel source has one sample.
-    ny = tf.maximum(sh - 1.0, 1.0)
-    nx = tf.maximum(sw - 1.0, 1.0)
-    return tf.stack([first_y / ny, first_x / nx, last_y / ny, last_x / nx], axis=-1)
 
 
 def mini_masks(masks, boxes, shape):

@@ -14,29 +14,48 @@ so pixel boxes can stick out of the image at the borders.
 import dataclasses
 import math
 
-import tensorflow as tf
+import numpy as np
+from keras import ops
 
 from mrcnn.modeling import box_ops
+
+
+def _size(image_shape):
+    """(height, width): Python ints where known statically, else tensors."""
+    if isinstance(image_shape, np.ndarray):
+        image_shape = image_shape.tolist()
+    if not isinstance(image_shape, (tuple, list)):
+        image_shape = (image_shape[0], image_shape[1])
+    return tuple(int(s) if isinstance(s, (int, np.integer)) else s for s in image_shape[:2])
 
 
 def feature_shapes(image_shape, strides):
     """Feature-map sizes of each level: ceil(image side / stride).
 
-    image_shape: (height, width, ...) -> int32 [L, 2]
+    image_shape: (height, width, ...) -> [(Hl, Wl)] per level, Python ints
+    where the image size is static, int32 scalars otherwise.
     """
-    hw = tf.cast(tf.convert_to_tensor(image_shape)[:2], tf.float32)
-    strides = tf.constant(strides, tf.float32)[:, None]
-    return tf.cast(tf.math.ceil(hw[None, :] / strides), tf.int32)
+    shapes = []
+    for stride in strides:
+        level = []
+        for side in _size(image_shape):
+            if isinstance(side, int):
+                level.append(-(-side // stride))
+            else:
+                side = ops.cast(side, "float32")
+                level.append(ops.cast(ops.ceil(side / float(stride)), "int32"))
+        shapes.append(tuple(level))
+    return shapes
 
 
 def _level_grid(scale, ratios, shape, feature_stride, anchor_stride):
     """A level's anchor grid: centre rows ys [Hl], columns xs [Wl], heights
     and widths [R] (pixels). Anchors are their products, row-major."""
-    ratios = tf.constant(ratios, tf.float32)
-    heights = scale / tf.sqrt(ratios)
-    widths = scale * tf.sqrt(ratios)
-    ys = tf.cast(tf.range(0, shape[0], anchor_stride) * feature_stride, tf.float32)
-    xs = tf.cast(tf.range(0, shape[1], anchor_stride) * feature_stride, tf.float32)
+    ratios = ops.convert_to_tensor(ratios, "float32")
+    heights = scale / ops.sqrt(ratios)
+    widths = scale * ops.sqrt(ratios)
+    ys = ops.cast(ops.arange(0, shape[0], anchor_stride) * feature_stride, "float32")
+    xs = ops.cast(ops.arange(0, shape[1], anchor_stride) * feature_stride, "float32")
     return ys, xs, heights, widths
 
 
@@ -47,10 +66,10 @@ def level_anchors(scale, ratios, shape, feature_stride, anchor_stride=1):
     shape: (feature height, feature width) -> [Hl * Wl * R, 4]
     """
     ys, xs, heights, widths = _level_grid(scale, ratios, shape, feature_stride, anchor_stride)
-    cy, cx = tf.meshgrid(ys, xs, indexing="ij")  # [Hl, Wl]
-    centers = tf.stack([cy, cx, cy, cx], axis=-1)[:, :, None, :]  # [Hl, Wl, 1, 4]
-    half = 0.5 * tf.stack([-heights, -widths, heights, widths], axis=-1)  # [R, 4]
-    return tf.reshape(centers + half, [-1, 4])
+    cy, cx = ops.meshgrid(ys, xs, indexing="ij")  # [Hl, Wl]
+    centers = ops.stack([cy, cx, cy, cx], axis=-1)[:, :, None, :]  # [Hl, Wl, 1, 4]
+    half = 0.5 * ops.stack([-heights, -widths, heights, widths], axis=-1)  # [R, 4]
+    return ops.reshape(centers + half, (-1, 4))
 
 
 def pyramid_anchors(image_shape, scales, ratios, strides, anchor_stride=1, normalized=True):
@@ -61,15 +80,15 @@ def pyramid_anchors(image_shape, scales, ratios, strides, anchor_stride=1, norma
     `normalized=False`.
     """
     shapes = feature_shapes(image_shape, strides)
-    anchors = tf.concat(
+    anchors = ops.concatenate(
         [
-            level_anchors(scale, ratios, shapes[i], stride, anchor_stride)
-            for i, (scale, stride) in enumerate(zip(scales, strides))
+            level_anchors(scale, ratios, shape, stride, anchor_stride)
+            for scale, stride, shape in zip(scales, strides, shapes)
         ],
         axis=0,
     )
     if normalized:
-        anchors = box_ops.normalize(anchors, tf.convert_to_tensor(image_shape)[:2])
+        anchors = box_ops.normalize(anchors, _size(image_shape))
     return anchors
 
 
@@ -80,25 +99,27 @@ def pyramid_iou(image_shape, scales, ratios, strides, boxes, anchor_stride=1):
     boxes)`, but the anchors of a level form a grid of rows x columns x
     ratios, so the overlaps are computed per row and per column and only
     multiplied out: about a third of the work on [A, K] arrays.
-    boxes: [K, 4] pixels -> [A, K]
+    boxes: [..., K, 4] pixels -> [..., A, K] (leading dims: e.g. images)
     """
-    boxes = tf.convert_to_tensor(boxes, tf.float32)
-    shapes = feature_shapes(image_shape, strides)
-    box_area = box_ops.area(boxes)  # [K]
-    by1, bx1, by2, bx2 = (boxes[:, i] for i in range(4))
+    boxes = ops.cast(ops.convert_to_tensor(boxes), "float32")
+    lead = tuple(ops.shape(boxes)[:-2])
+    k = ops.shape(boxes)[-1 - 1]
+    box_area = box_ops.area(boxes)[..., None, None, :]  # [..., 1, 1, K]
+    # Each corner [..., K] -> [..., 1, 1, K], against the level's [Hl | Wl, R, 1].
+    by1, bx1, by2, bx2 = (boxes[..., i][..., None, None, :] for i in range(4))
     levels = []
-    for i, (scale, stride) in enumerate(zip(scales, strides)):
-        ys, xs, heights, widths = _level_grid(scale, ratios, shapes[i], stride, anchor_stride)
+    for scale, stride, shape in zip(scales, strides, feature_shapes(image_shape, strides)):
+        ys, xs, heights, widths = _level_grid(scale, ratios, shape, stride, anchor_stride)
         ay1, ay2 = ys[:, None] - 0.5 * heights, ys[:, None] + 0.5 * heights  # [Hl, R]
         ax1, ax2 = xs[:, None] - 0.5 * widths, xs[:, None] + 0.5 * widths  # [Wl, R]
-        # Overlaps per row and per column with each box: [Hl, R, K], [Wl, R, K].
-        oy = tf.maximum(tf.minimum(ay2[..., None], by2) - tf.maximum(ay1[..., None], by1), 0.0)
-        ox = tf.maximum(tf.minimum(ax2[..., None], bx2) - tf.maximum(ax1[..., None], bx1), 0.0)
-        inter = oy[:, None] * ox[None, :]  # [Hl, Wl, R, K]
+        # Overlaps per row and per column with each box: [..., Hl, R, K], [..., Wl, R, K].
+        oy = ops.maximum(ops.minimum(ay2[..., None], by2) - ops.maximum(ay1[..., None], by1), 0.0)
+        ox = ops.maximum(ops.minimum(ax2[..., None], bx2) - ops.maximum(ax1[..., None], bx1), 0.0)
+        inter = oy[..., :, None, :, :] * ox[..., None, :, :, :]  # [..., Hl, Wl, R, K]
         anchor_area = (ay2 - ay1)[:, None] * (ax2 - ax1)[None, :]  # [Hl, Wl, R]
-        union = anchor_area[..., None] + box_area - inter
-        levels.append(tf.reshape(tf.math.divide_no_nan(inter, union), [-1, tf.shape(boxes)[0]]))
-    return tf.concat(levels, axis=0)
+        union = anchor_area[..., None] + box_area[..., None, :, :, :] - inter
+        levels.append(ops.reshape(box_ops.divide_no_nan(inter, union), (*lead, -1, k)))
+    return ops.concatenate(levels, axis=-2)
 
 
 def num_anchors(image_height, image_width, strides, num_ratios, anchor_stride=1):

@@ -7,33 +7,45 @@ Shape shorthand:
     deltas: [..., (dy, dx, log(dh), log(dw))], the regression targets of
         Matterport / Faster R-CNN, already divided by a std dev where used.
 
-All functions take and return tf tensors (numpy arrays are accepted).
+All functions are keras.ops: they take tensors of the Keras backend (numpy
+arrays are accepted) and return backend tensors, so they run in the model
+on every backend and under XLA.
 """
 
-import tensorflow as tf
+from keras import ops
 
 
-def area(boxes, dtype=tf.float32):
+def _tensor(x, dtype="float32"):
+    return ops.cast(ops.convert_to_tensor(x), dtype)
+
+
+def area(boxes, dtype="float32"):
     """boxes: [..., 4] -> [...], computed in `dtype`"""
-    boxes = tf.cast(boxes, dtype)
+    boxes = _tensor(boxes, dtype)
     return (boxes[..., 2] - boxes[..., 0]) * (boxes[..., 3] - boxes[..., 1])
 
 
-def iou(boxes1, boxes2, dtype=tf.float32):
+def iou(boxes1, boxes2, dtype="float32"):
     """Pairwise intersection over union, computed in `dtype`.
 
-    boxes1: [N, 4], boxes2: [M, 4] -> [N, M]. Pairs whose union is empty
-    (two degenerate boxes) get 0.
+    boxes1: [..., N, 4], boxes2: [..., M, 4] (leading dims broadcast)
+    -> [..., N, M]. Pairs whose union is empty (two degenerate boxes) get 0.
     """
-    b1 = tf.cast(boxes1, dtype)[:, None, :]
-    b2 = tf.cast(boxes2, dtype)[None, :, :]
-    y1 = tf.maximum(b1[..., 0], b2[..., 0])
-    x1 = tf.maximum(b1[..., 1], b2[..., 1])
-    y2 = tf.minimum(b1[..., 2], b2[..., 2])
-    x2 = tf.minimum(b1[..., 3], b2[..., 3])
-    inter = tf.maximum(y2 - y1, 0.0) * tf.maximum(x2 - x1, 0.0)
+    b1 = _tensor(boxes1, dtype)[..., :, None, :]
+    b2 = _tensor(boxes2, dtype)[..., None, :, :]
+    y1 = ops.maximum(b1[..., 0], b2[..., 0])
+    x1 = ops.maximum(b1[..., 1], b2[..., 1])
+    y2 = ops.minimum(b1[..., 2], b2[..., 2])
+    x2 = ops.minimum(b1[..., 3], b2[..., 3])
+    inter = ops.maximum(y2 - y1, 0.0) * ops.maximum(x2 - x1, 0.0)
     union = area(b1, dtype) + area(b2, dtype) - inter
-    return tf.math.divide_no_nan(inter, union)
+    return divide_no_nan(inter, union)
+
+
+def divide_no_nan(x, y):
+    """x / y, 0 where y is 0 (also in the gradient)."""
+    nonzero = y != 0
+    return ops.where(nonzero, x / ops.where(nonzero, y, 1), 0)
 
 
 def _center_size(boxes):
@@ -47,14 +59,12 @@ def encode(boxes, targets, std_dev=(1.0, 1.0, 1.0, 1.0)):
 
     boxes, targets: [..., 4] -> deltas [..., 4]
     """
-    boxes = tf.convert_to_tensor(boxes, tf.float32)
-    targets = tf.convert_to_tensor(targets, tf.float32)
-    cy, cx, h, w = _center_size(boxes)
-    gy, gx, gh, gw = _center_size(targets)
-    deltas = tf.stack(
-        [(gy - cy) / h, (gx - cx) / w, tf.math.log(gh / h), tf.math.log(gw / w)], axis=-1
+    cy, cx, h, w = _center_size(_tensor(boxes))
+    gy, gx, gh, gw = _center_size(_tensor(targets))
+    deltas = ops.stack(
+        [(gy - cy) / h, (gx - cx) / w, ops.log(gh / h), ops.log(gw / w)], axis=-1
     )
-    return deltas / tf.constant(std_dev, tf.float32)
+    return deltas / _tensor(std_dev)
 
 
 def decode(boxes, deltas, std_dev=(1.0, 1.0, 1.0, 1.0)):
@@ -62,14 +72,13 @@ def decode(boxes, deltas, std_dev=(1.0, 1.0, 1.0, 1.0)):
 
     boxes, deltas: [..., 4] -> boxes [..., 4]
     """
-    boxes = tf.convert_to_tensor(boxes, tf.float32)
-    deltas = tf.convert_to_tensor(deltas, tf.float32) * tf.constant(std_dev, tf.float32)
-    cy, cx, h, w = _center_size(boxes)
+    deltas = _tensor(deltas) * _tensor(std_dev)
+    cy, cx, h, w = _center_size(_tensor(boxes))
     cy = cy + deltas[..., 0] * h
     cx = cx + deltas[..., 1] * w
-    h = h * tf.exp(deltas[..., 2])
-    w = w * tf.exp(deltas[..., 3])
-    return tf.stack([cy - 0.5 * h, cx - 0.5 * w, cy + 0.5 * h, cx + 0.5 * w], axis=-1)
+    h = h * ops.exp(deltas[..., 2])
+    w = w * ops.exp(deltas[..., 3])
+    return ops.stack([cy - 0.5 * h, cx - 0.5 * w, cy + 0.5 * h, cx + 0.5 * w], axis=-1)
 
 
 def clip(boxes, window):
@@ -78,20 +87,17 @@ def clip(boxes, window):
     boxes: [..., 4]; window: [4], or [..., 4] broadcast against boxes (one
     window per image: [B, 1, 4] for boxes [B, N, 4]) -> [..., 4]
     """
-    boxes = tf.convert_to_tensor(boxes, tf.float32)
-    wy1, wx1, wy2, wx2 = tf.unstack(tf.cast(window, tf.float32), axis=-1)
-    y1, x1, y2, x2 = tf.unstack(boxes, axis=-1)
-    y1 = tf.clip_by_value(y1, wy1, wy2)
-    y2 = tf.clip_by_value(y2, wy1, wy2)
-    x1 = tf.clip_by_value(x1, wx1, wx2)
-    x2 = tf.clip_by_value(x2, wx1, wx2)
-    return tf.stack([y1, x1, y2, x2], axis=-1)
+    boxes, window = _tensor(boxes), _tensor(window)
+    low = ops.stack([window[..., 0], window[..., 1]] * 2, axis=-1)
+    high = ops.stack([window[..., 2], window[..., 3]] * 2, axis=-1)
+    return ops.minimum(ops.maximum(boxes, low), high)
 
 
 def _norm_scale_shift(shape):
-    h, w = tf.unstack(tf.cast(shape[:2], tf.float32))
-    scale = tf.stack([h - 1.0, w - 1.0, h - 1.0, w - 1.0])
-    shift = tf.constant([0.0, 0.0, 1.0, 1.0])
+    hw = _tensor(ops.convert_to_tensor(shape)[:2] if not isinstance(shape, (tuple, list))
+                 else list(shape)[:2])
+    scale = ops.concatenate([hw, hw]) - 1.0
+    shift = ops.convert_to_tensor([0.0, 0.0, 1.0, 1.0], "float32")
     return scale, shift
 
 
@@ -103,7 +109,7 @@ def normalize(boxes, shape):
     boxes: [..., 4], shape: (height, width, ...) -> [..., 4]
     """
     scale, shift = _norm_scale_shift(shape)
-    return (tf.cast(boxes, tf.float32) - shift) / scale
+    return (_tensor(boxes) - shift) / scale
 
 
 def denormalize(boxes, shape, rounded=True):
@@ -112,10 +118,10 @@ def denormalize(boxes, shape, rounded=True):
     -> float32 [..., 4]
     """
     scale, shift = _norm_scale_shift(shape)
-    boxes = tf.cast(boxes, tf.float32) * scale + shift
-    return tf.round(boxes) if rounded else boxes
+    boxes = _tensor(boxes) * scale + shift
+    return ops.round(boxes) if rounded else boxes
 
 
 def nonzero_rows(boxes):
-    """Mask of rows that are not all-zero padding. boxes: [N, 4] -> bool [N]"""
-    return tf.reduce_any(tf.not_equal(boxes, 0.0), axis=-1)
+    """Mask of rows that are not all-zero padding. boxes: [..., 4] -> bool [...]"""
+    return ops.any(ops.not_equal(_tensor(boxes), 0.0), axis=-1)

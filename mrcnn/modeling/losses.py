@@ -1,27 +1,48 @@
-"""Matterport's five Mask R-CNN losses.
+"""Matterport's five Mask R-CNN losses, in keras.ops.
 
 Shape shorthand:
     B: images; A: anchors; S: RPN_TRAIN_ANCHORS_PER_IMAGE
     T: ROIs per image (TRAIN_ROIS_PER_IMAGE); C: classes; h, w: MASK_SHAPE
+    Q: rows of the mask targets (the first Q ROIs, where positives are)
 
 Every loss is a mean over the elements it covers, and 0 (never NaN) when it
-covers none: an image without instances, or without positive anchors.
+covers none: an image without instances, or without positive anchors. The
+elements are chosen by weights (0 / 1), not by boolean masks, so the shapes
+stay static (XLA, every backend). Losses are computed in float32 whatever
+dtype the predictions come in (mixed precision).
 """
 
-import tensorflow as tf
+import math
+
+from keras import ops
+
+from mrcnn.modeling import matching
+
+
+def _float(x):
+    return ops.cast(ops.convert_to_tensor(x), "float32")
 
 
 def smooth_l1(y_true, y_pred):
     """Elementwise smooth L1 (Huber with delta 1)."""
-    diff = tf.abs(y_true - y_pred)
-    return tf.where(diff < 1.0, 0.5 * tf.square(diff), diff - 0.5)
+    diff = ops.abs(_float(y_true) - _float(y_pred))
+    return ops.where(diff < 1.0, 0.5 * ops.square(diff), diff - 0.5)
 
 
 def _mean(values, weights=None):
-    """Weighted mean that is 0 when the weights sum to 0."""
+    """Weighted mean (weights broadcast against values) that is 0 when the
+    weights sum to 0, with a zero gradient then."""
     if weights is None:
-        weights = tf.ones_like(values)
-    return tf.math.divide_no_nan(tf.reduce_sum(values * weights), tf.reduce_sum(weights))
+        return ops.mean(values)
+    weights = ops.broadcast_to(_float(weights), ops.shape(values))
+    total = ops.sum(weights)
+    return ops.sum(values * weights) / ops.maximum(total, 1.0) * ops.cast(total > 0, "float32")
+
+
+def _cross_entropy(labels, logits):
+    """Softmax cross-entropy: labels int [...], logits [..., K] -> [...]"""
+    return ops.sparse_categorical_crossentropy(ops.cast(labels, "int32"), _float(logits),
+                                               from_logits=True)
 
 
 def rpn_class_loss(rpn_match, rpn_logits):
@@ -29,10 +50,9 @@ def rpn_class_loss(rpn_match, rpn_logits):
 
     rpn_match: [B, A] int (1, -1, 0 = ignored); rpn_logits: [B, A, 2]
     """
-    labelled = tf.cast(tf.not_equal(rpn_match, 0), tf.float32)
-    labels = tf.cast(tf.equal(rpn_match, 1), tf.int32)
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=rpn_logits)
-    return _mean(ce, labelled)
+    rpn_match = ops.convert_to_tensor(rpn_match)
+    ce = _cross_entropy(ops.equal(rpn_match, 1), rpn_logits)
+    return _mean(ce, ops.not_equal(rpn_match, 0))
 
 
 def rpn_bbox_loss(rpn_bbox, rpn_match, rpn_deltas):
@@ -41,11 +61,11 @@ def rpn_bbox_loss(rpn_bbox, rpn_match, rpn_deltas):
     rpn_bbox: [B, S, 4] targets of each image's positives, in anchor order,
     zero-padded; rpn_match: [B, A]; rpn_deltas: [B, A, 4] predictions.
     """
-    positive = tf.equal(rpn_match, 1)
-    predicted = tf.boolean_mask(rpn_deltas, positive)  # [P, 4], image by image
-    counts = tf.reduce_sum(tf.cast(positive, tf.int32), axis=1)
-    target = tf.boolean_mask(rpn_bbox, tf.sequence_mask(counts, tf.shape(rpn_bbox)[1]))
-    return _mean(smooth_l1(target, predicted))
+    rpn_bbox = _float(rpn_bbox)
+    positive = ops.equal(ops.convert_to_tensor(rpn_match), 1)
+    index, valid = matching.first_true(positive, rpn_bbox.shape[1])  # [B, S]
+    predicted = ops.take_along_axis(_float(rpn_deltas), index[..., None], axis=1)
+    return _mean(smooth_l1(rpn_bbox, predicted), valid[..., None])
 
 
 def mrcnn_class_loss(target_class_ids, class_logits, active_class_ids, valid):
@@ -56,11 +76,19 @@ def mrcnn_class_loss(target_class_ids, class_logits, active_class_ids, valid):
     valid: [B, T] bool, False for padding ROIs. Predictions of classes not
     in the image's dataset are not penalised (Matterport).
     """
-    target = tf.cast(target_class_ids, tf.int32)
-    predicted = tf.argmax(class_logits, axis=2, output_type=tf.int32)
-    active = tf.gather(tf.cast(active_class_ids, tf.float32), predicted, batch_dims=1)
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=target, logits=class_logits)
-    return _mean(ce, active * tf.cast(valid, tf.float32))
+    class_logits = _float(class_logits)
+    predicted = ops.argmax(class_logits, axis=-1)
+    active = ops.take_along_axis(_float(active_class_ids), predicted, axis=1)
+    ce = _cross_entropy(target_class_ids, class_logits)
+    return _mean(ce, active * _float(valid))
+
+
+def _own_class(values, class_ids, axis):
+    """The entry of each ROI's own class: values [B, T, ...] with classes on
+    `axis`, class_ids [B, T] -> values without that axis."""
+    index = ops.maximum(ops.cast(class_ids, "int32"), 0)
+    index = ops.reshape(index, (*index.shape, *([1] * (len(values.shape) - 2))))
+    return ops.squeeze(ops.take_along_axis(values, index, axis=axis), axis)
 
 
 def mrcnn_bbox_loss(target_deltas, target_class_ids, pred_deltas):
@@ -68,28 +96,23 @@ def mrcnn_bbox_loss(target_deltas, target_class_ids, pred_deltas):
 
     target_deltas: [B, T, 4]; target_class_ids: [B, T]; pred_deltas: [B, T, C, 4]
     """
-    target_class_ids = tf.cast(target_class_ids, tf.int32)
-    positive = target_class_ids > 0
-    predicted = tf.gather(pred_deltas, tf.maximum(target_class_ids, 0), batch_dims=2)
-    return _mean(
-        smooth_l1(tf.boolean_mask(target_deltas, positive), tf.boolean_mask(predicted, positive))
-    )
+    positive = ops.convert_to_tensor(target_class_ids) > 0
+    predicted = _own_class(_float(pred_deltas), target_class_ids, axis=2)  # [B, T, 4]
+    return _mean(smooth_l1(target_deltas, predicted), positive[..., None])
 
 
 def mrcnn_mask_loss(target_masks, target_class_ids, pred_masks):
     """Binary cross-entropy of each positive ROI's mask for its own class.
 
-    target_masks: [B, T, h, w] in {0, 1}; target_class_ids: [B, T];
-    pred_masks: [B, T, h, w, C] sigmoid probabilities.
+    target_masks: [B, Q, h, w] in {0, 1}; target_class_ids: [B, Q];
+    pred_masks: [B, Q, h, w, C] sigmoid probabilities.
     """
-    target_class_ids = tf.cast(target_class_ids, tf.int32)
-    positive = target_class_ids > 0
-    pred = tf.transpose(pred_masks, [0, 1, 4, 2, 3])  # [B, T, C, h, w]
-    pred = tf.gather(pred, tf.maximum(target_class_ids, 0), batch_dims=2)  # [B, T, h, w]
-    target = tf.boolean_mask(tf.cast(target_masks, tf.float32), positive)
-    pred = tf.clip_by_value(tf.boolean_mask(pred, positive), 1e-7, 1.0 - 1e-7)
-    bce = -(target * tf.math.log(pred) + (1.0 - target) * tf.math.log(1.0 - pred))
-    return _mean(bce)
+    positive = ops.convert_to_tensor(target_class_ids) > 0
+    pred = _own_class(_float(pred_masks), target_class_ids, axis=4)  # [B, Q, h, w]
+    pred = ops.clip(pred, 1e-7, 1.0 - 1e-7)
+    target = _float(target_masks)
+    bce = -(target * ops.log(pred) + (1.0 - target) * ops.log(1.0 - pred))
+    return _mean(bce, positive[..., None, None])
 
 
 def weight_decay_loss(variables, weight_decay):
@@ -97,9 +120,9 @@ def weight_decay_loss(variables, weight_decay):
 
     BatchNorm gamma and beta are left out, as in Matterport.
     """
-    terms = [
-        weight_decay * tf.reduce_sum(tf.square(v)) / tf.cast(tf.size(v), tf.float32)
-        for v in variables
-        if not (v.path.endswith("gamma") or v.path.endswith("beta"))
-    ]
-    return tf.add_n(terms) if terms else tf.constant(0.0)
+    total = ops.convert_to_tensor(0.0)
+    for v in variables:
+        if not (v.path.endswith("gamma") or v.path.endswith("beta")):
+            size = max(1, math.prod(v.shape))
+            total = total + weight_decay * ops.sum(ops.square(_float(v))) / float(size)
+    return total

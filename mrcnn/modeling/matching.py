@@ -1,48 +1,62 @@
 """Matching predictions (anchors, proposals) to ground truth, and sampling.
 
 Shape shorthand:
-    N: anchors or proposals; M: ground-truth boxes
-    iou: [N, M] IoU of every anchor with every ground-truth box
+    ...: leading dims (e.g. images of a batch)
+    N: anchors or proposals; M: ground-truth boxes (padding allowed)
+    K: samples kept (RPN_TRAIN_ANCHORS_PER_IMAGE, TRAIN_ROIS_PER_IMAGE)
+    iou: [..., N, M] IoU of every prediction with every ground-truth box;
+        a column of -1 stands for a padding box, which nobody matches
 
 Labels follow Matterport's `rpn_match`: 1 positive, -1 negative, 0 ignored.
+Everything is keras.ops with static shapes (samples come as K indices and
+a validity mask, not as lists of varying length), so it compiles (XLA) and
+runs on every backend. Random choices draw from `seed` (an int, or a
+`keras.random.SeedGenerator`, which a model must pass under JAX).
 """
 
-import tensorflow as tf
+import keras
+from keras import ops
 
 POSITIVE, NEUTRAL, NEGATIVE = 1, 0, -1
+
+
+def _columns(iou):
+    """iou with at least one column: a -1 column (nobody's match) is
+    appended when M is 0 or not known statically."""
+    if iou.shape[-1] in (None, 0):
+        iou = ops.concatenate([iou, _minus_ones(iou)], axis=-1)
+    return iou
+
+
+def _minus_ones(x):
+    """A column of -1: [..., 1] for x [..., N] (any N, 0 included)."""
+    return ops.expand_dims(ops.zeros_like(ops.sum(x, axis=-1)), -1) - 1.0
 
 
 def match(iou, negative_below, positive_from, allow_low_quality=True):
     """Label each of N predictions against M ground-truth boxes by IoU.
 
-    iou: [N, M] -> (matched [N] int32 index of the best ground truth,
-    labels [N] int32): IoU < negative_below -> -1, IoU >= positive_from -> 1,
-    in between -> 0. With `allow_low_quality`, the predictions that reach a
-    ground-truth box's highest IoU (ties included, IoU > 0) are positive too,
-    so every box gets at least one (Matterport's RPN rule). With M = 0 every
-    prediction is negative and `matched` is 0.
+    iou: [..., N, M] -> (matched [..., N] int32 index of the best ground
+    truth, labels [..., N] int32): IoU < negative_below -> -1,
+    IoU >= positive_from -> 1, in between -> 0. With `allow_low_quality`,
+    the predictions that reach a ground-truth box's highest IoU (ties
+    included, IoU > 0) are positive too, so every box gets at least one
+    (Matterport's RPN rule). Without ground truth (M = 0, or only -1
+    columns) every prediction is negative.
     """
-    iou = tf.convert_to_tensor(iou, tf.float32)
-    n = tf.shape(iou)[0]
-    has_gt = tf.shape(iou)[1] > 0
-    matched = tf.cond(
-        has_gt,
-        lambda: tf.argmax(iou, axis=1, output_type=tf.int32),
-        lambda: tf.zeros([n], tf.int32),
-    )
-    best_iou = tf.cond(
-        has_gt,
-        lambda: tf.gather(iou, matched[:, None], batch_dims=1)[:, 0],
-        lambda: tf.zeros([n], tf.float32),
-    )
-    labels = tf.where(best_iou >= positive_from, POSITIVE, NEUTRAL)
-    labels = tf.where(best_iou < negative_below, NEGATIVE, labels)
+    iou = _columns(ops.cast(ops.convert_to_tensor(iou), "float32"))
+    matched = ops.cast(ops.argmax(iou, axis=-1), "int32")
+    best_iou = ops.max(iou, axis=-1)
+    labels = ops.where(best_iou >= positive_from, POSITIVE, NEUTRAL)
+    labels = ops.where(best_iou < negative_below, NEGATIVE, labels)
     if allow_low_quality:
-        gt_best = tf.reduce_max(iou, axis=0, keepdims=True)  # [1, M]
-        gt_best = tf.where(gt_best > 0.0, gt_best, 2.0)  # IoU 0 is nobody's best
-        is_best = tf.reduce_any(tf.equal(iou, gt_best), axis=1)
-        labels = tf.where(is_best, POSITIVE, labels)
-    return matched, tf.cast(labels, tf.int32)
+        gt_best = ops.max(iou, axis=-2, keepdims=True)  # [..., 1, M]
+        gt_best = ops.where(gt_best > 0.0, gt_best, 2.0)  # IoU 0 is nobody's best
+        is_best = ops.any(ops.equal(iou, gt_best), axis=-1)
+        labels = ops.where(is_best, POSITIVE, labels)
+    # A single -1 column (no ground truth) matches index 0, as before.
+    matched = ops.where(best_iou < 0.0, 0, matched)
+    return matched, ops.cast(labels, "int32")
 
 
 def max_positives(num_samples, positive_fraction):
@@ -50,30 +64,77 @@ def max_positives(num_samples, positive_fraction):
     return int(num_samples * positive_fraction)
 
 
-def sample_balanced(positive, negative, num_samples, positive_fraction, seed=None):
-    """Random subsample of at most `num_samples` indices.
+def _random_top(mask, k, seed):
+    """k random indices among the True entries of mask [..., N], padded:
+    -> (index int32 [..., k], valid bool [..., k]), valid ones first."""
+    keys = keras.random.uniform(ops.shape(mask), seed=seed)
+    return _top(ops.where(mask, keys, -1.0), k)
 
-    Up to `int(num_samples * positive_fraction)` positives, negatives filling
-    the rest (detectron2's rule, so an image without objects still gives
-    `num_samples` negatives).
-    positive, negative: bool [N] -> (pos_idx [P] int32, neg_idx [Q] int32),
-    P + Q <= num_samples, each in random order.
+
+def _top(scores, k):
+    """The k best of scores [..., N] (N may be < k: -1 padding) with
+    scores >= 0 -> (index int32 [..., k], valid bool [..., k])"""
+    n = scores.shape[-1]
+    if n is None or n < k:  # unknown N is padded with k columns
+        pads = k if n is None else k - n
+        scores = ops.concatenate([scores] + [_minus_ones(scores)] * pads, axis=-1)
+    values, index = ops.top_k(scores, k, sorted=True)
+    valid = values >= 0.0
+    return ops.where(valid, ops.cast(index, "int32"), 0), valid
+
+
+def first_true(mask, k):
+    """Indices of the first k True entries of mask [..., N], in order:
+    -> (index int32 [..., k], valid bool [..., k]), padded with 0 / False."""
+    n = mask.shape[-1] if mask.shape[-1] is not None else ops.shape(mask)[-1]
+    rank = ops.cast(n - ops.arange(n), "float32")  # earlier -> higher
+    return _top(ops.where(mask, rank, -1.0), k)
+
+
+def sample_balanced(positive, negative, num_samples, positive_fraction, seed=None):
+    """Random subsample of at most K = `num_samples` predictions.
+
+    Up to `int(K * positive_fraction)` positives, negatives filling the
+    rest (detectron2's rule, so an image without objects still gives K
+    negatives). positive, negative: bool [..., N] ->
+    index int32 [..., K] (positives first, then negatives, each in random
+    order, then padding), is_positive bool [..., K], valid bool [..., K].
     """
-    pos = tf.random.shuffle(tf.cast(tf.where(positive)[:, 0], tf.int32), seed=seed)
-    neg = tf.random.shuffle(tf.cast(tf.where(negative)[:, 0], tf.int32), seed=seed)
-    pos = pos[: max_positives(num_samples, positive_fraction)]
-    neg = neg[: num_samples - tf.shape(pos)[0]]
-    return pos, neg
+    p = max_positives(num_samples, positive_fraction)
+    pos, pos_valid = _random_top(positive, p, seed)
+    neg, neg_valid = _random_top(negative, num_samples, seed)
+    num_pos = ops.sum(ops.cast(pos_valid, "int32"), axis=-1, keepdims=True)
+    # Row r holds positive r while r < num_pos, then negative r - num_pos.
+    row = ops.arange(num_samples, dtype="int32")
+    from_neg = ops.clip(row - num_pos, 0, num_samples - 1)
+    neg = ops.take_along_axis(neg, from_neg, axis=-1)
+    neg_valid = ops.take_along_axis(neg_valid, from_neg, axis=-1)
+    pad = [(0, 0)] * (len(pos.shape) - 1) + [(0, num_samples - p)]
+    pos, pos_valid = ops.pad(pos, pad), ops.pad(pos_valid, pad)
+    is_positive = row < num_pos
+    index = ops.where(is_positive, pos, neg)
+    valid = ops.where(is_positive, pos_valid, neg_valid)
+    return ops.where(valid, index, 0), is_positive & valid, valid
 
 
 def subsample_labels(labels, num_samples, positive_fraction, seed=None):
     """Keep a balanced random subset of labelled predictions; the rest -> 0.
 
-    labels: [N] int32 in {1, 0, -1} -> [N] int32
+    labels: [N] or [B, N] int32 in {1, 0, -1} -> the same shape
     """
-    pos, neg = sample_balanced(
-        labels == POSITIVE, labels == NEGATIVE, num_samples, positive_fraction, seed
-    )
-    n = tf.shape(labels)[:1]
-    out = tf.scatter_nd(pos[:, None], tf.fill(tf.shape(pos), POSITIVE), n)
-    return out + tf.scatter_nd(neg[:, None], tf.fill(tf.shape(neg), NEGATIVE), n)
+    labels = ops.convert_to_tensor(labels)
+    index, is_positive, valid = sample_balanced(
+        labels == POSITIVE, labels == NEGATIVE, num_samples, positive_fraction, seed)
+    kept = ops.where(valid, ops.where(is_positive, POSITIVE, NEGATIVE), NEUTRAL)
+    return scatter_rows(index, ops.cast(kept, "int32"), ops.shape(labels))
+
+
+def scatter_rows(index, values, shape):
+    """Zeros of `shape` ([N] or [B, N]) with values [..., K] added at
+    index [..., K] along the last axis (duplicates add up)."""
+    if len(index.shape) == 1:
+        return ops.scatter(index[:, None], values, shape)
+    batch, k = index.shape[0] or ops.shape(index)[0], index.shape[1]
+    rows = ops.repeat(ops.arange(batch, dtype="int32")[:, None], k, axis=1)
+    coords = ops.reshape(ops.stack([rows, index], axis=-1), (-1, 2))
+    return ops.scatter(coords, ops.reshape(values, (-1,)), shape)

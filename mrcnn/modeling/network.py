@@ -7,37 +7,37 @@ Shape shorthand:
     boxes inside the model are normalised (y1, x1, y2, x2), see box_ops
 
 `MaskRCNNModel` only assembles the parts (backbone.py, heads.py,
-proposals.py, targets.py, roi_align.py, detection.py, losses.py) and holds
-the custom `train_step`; its settings come in a few small frozen specs
-(`BackboneSpec`, `anchors.Anchors`, `RPNSpec`, `HeadSpec`, `SamplingSpec`,
-`DetectionSpec`, `LossSpec`). `specs_from_config(config, mode)` reads them
-off a `Config`, where every default lives; `build_network(config, mode)`
-builds the model from them.
+proposals.py, targets.py, roi_align.py, detection.py, losses.py) and gives
+Keras its loss (`compute_loss`); its settings come in a few small frozen
+specs (`BackboneSpec`, `anchors.Anchors`, `RPNSpec`, `HeadSpec`,
+`SamplingSpec`, `DetectionSpec`, `LossSpec`). `specs_from_config(config,
+mode)` reads them off a `Config`, where every default lives;
+`build_network(config, mode)` builds the model from them.
 
-XLA: Keras 3 compiles `fit` with XLA by itself on a GPU (jit_compile="auto"),
-and the mask targets of a training step (`tf.image.crop_and_resize`,
-targets.py) have no XLA kernel, so this model is always compiled with
-jit_compile=False; on a GPU the convolutions still run on cuDNN. ROIAlign
-(gathers under XLA, roi_align.py) and NMS (static shapes, nms.py) compile:
-the inference graph runs under tf.function(jit_compile=True).
+One graph in keras.ops with static shapes: the training step (targets
+included: padded ground truth, fixed ROI counts with validity masks, random
+sampling from the model's SeedGenerator) and the inference graph run in
+Keras' own train_step / test_step / predict_step, so `fit` works unchanged,
+and they compile (XLA). Keras 3 compiles with XLA by itself on a GPU
+(jit_compile="auto").
 
 Mixed precision (`engine.devices.set_mixed_precision`): the Keras layers
 (backbone, RPN, heads) compute in float16; their outputs are cast to float32
 where they leave them (`_rpn`, `_heads`, `_masks`), so proposals, targets,
 losses and detections run in float32. ROIAlign reads the float16 feature
-maps and returns float32 (`tf.image.crop_and_resize`).
+maps and returns float32.
 
 Several devices (`engine.devices.make_strategy`): build the model under
 `strategy.scope()`. Each replica gets BATCH_SIZE / replicas images;
-`train_step` divides its loss by the number of replicas, as Keras' own
-train_step does, since the optimizer sums the replicas' gradients.
+`compute_loss` divides its loss by the number of replicas, as Keras' own
+losses are, since the optimizer sums the replicas' gradients.
 """
 
 import dataclasses
 
 import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from mrcnn.config import LOSS_NAMES
 from mrcnn.data.image import compose_image_meta, parse_image_meta_graph
@@ -163,15 +163,16 @@ def dummy_inputs(num_classes, mode, mask_hw=None, size=64):
     """Smallest inputs that run every layer once (to create the weights).
     mask_hw: the ground-truth masks' (h, w) in training (None: full size)."""
     inputs = {
-        "image": tf.zeros([1, size, size, 3]),
-        "image_meta": tf.constant(
-            compose_image_meta(0, (size, size, 3), (size, size, 3), (0, 0, size, size), 1.0,
-                               np.ones(num_classes))[None]),
+        "image": np.zeros([1, size, size, 3], np.float32),
+        "image_meta": compose_image_meta(0, (size, size, 3), (size, size, 3),
+                                         (0, 0, size, size), 1.0,
+                                         np.ones(num_classes))[None].astype(np.float32),
     }
     if mode == "training":
         mask_hw = mask_hw or (size, size)
-        inputs.update(gt_class_ids=tf.zeros([1, 1], tf.int32), gt_boxes=tf.zeros([1, 1, 4]),
-                      gt_masks=tf.zeros([1, 1, *mask_hw], tf.uint8))
+        inputs.update(gt_class_ids=np.zeros([1, 1], np.int32),
+                      gt_boxes=np.zeros([1, 1, 4], np.float32),
+                      gt_masks=np.zeros([1, 1, *mask_hw], np.uint8))
     return inputs
 
 
@@ -229,7 +230,7 @@ class MaskRCNNModel(keras.Model):
     """
 
     def __init__(self, mode, num_classes, backbone, anchors, rpn, heads, sampling, detection,
-                 losses, **kwargs):
+                 losses, seed=None, **kwargs):
         kwargs.setdefault("name", "mask_rcnn")
         super().__init__(**kwargs)
         if mode not in MODES:
@@ -250,7 +251,12 @@ class MaskRCNNModel(keras.Model):
                                             backbone.train_bn, name="mrcnn_classifier")
         self.mask_head = FpnMaskHead(num_classes, backbone.train_bn, heads.mask_conv_dim,
                                      name="mrcnn_mask_head")
-        self.trackers = {n: keras.metrics.Mean(name=n) for n in ("loss",) + LOSS_NAMES}
+        # The five losses, each a metric ("loss", their weighted sum, is
+        # Keras' own loss tracker).
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in LOSS_NAMES}
+        # Random sampling of anchors and ROIs in the training step (a state
+        # variable, not a weight: saved weight files do not see it).
+        self.seed_generator = keras.random.SeedGenerator(seed, name="sampling_seed")
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode, "num_classes": self.num_classes,
@@ -270,46 +276,37 @@ class MaskRCNNModel(keras.Model):
     def _rpn_targets(self, gt_class_ids, gt_boxes, image_shape):
         """RPN targets of a batch: rpn_match [B, A] int32, deltas [B, S, 4].
 
-        gt_boxes: [B, M, 4] normalised; matched in pixels, per image.
+        gt_boxes: [B, M, 4] normalised; matched in pixels.
         """
-        pixel_boxes = box_ops.denormalize(gt_boxes, image_shape, rounded=False)
-        pixel_anchors = self.anchor_spec.boxes(image_shape, normalized=False)
-        per_image = self.rpn_spec.anchors_per_image
-
-        def one_image(args):
-            class_ids, boxes = args
-            return targets.rpn_targets(
-                pixel_anchors, class_ids, boxes, anchors_per_image=per_image,
-                std_dev=self.rpn_spec.std_dev,
-                iou_fn=lambda _, b: self.anchor_spec.iou(image_shape, b))
-
-        return tf.map_fn(
-            one_image, (gt_class_ids, pixel_boxes),
-            fn_output_signature=(tf.TensorSpec([None], tf.int32),
-                                 tf.TensorSpec([per_image, 4], tf.float32)))
+        return targets.rpn_targets_batch(
+            self.anchor_spec.boxes(image_shape, normalized=False), gt_class_ids,
+            box_ops.denormalize(gt_boxes, image_shape, rounded=False),
+            anchors_per_image=self.rpn_spec.anchors_per_image, std_dev=self.rpn_spec.std_dev,
+            seed=self.seed_generator,
+            iou_fn=lambda _, boxes: self.anchor_spec.iou(image_shape, boxes))
 
     def _rpn(self, feature_maps):
         """RPN on every level: logits [B, A, 2], probs [B, A, 2], deltas
         [B, A, 4], float32 (also under mixed precision)."""
         outputs = [self.rpn(p) for p in feature_maps]
-        return [tf.cast(tf.concat(list(o), axis=1), tf.float32) for o in zip(*outputs)]
+        return [ops.cast(ops.concatenate(list(o), axis=1), "float32") for o in zip(*outputs)]
 
     def _heads(self, rois, feature_maps, image_shape, training):
         """Classifier head on rois [B, N, 4]: logits [B, N, C], probs
         [B, N, C], deltas [B, N, C, 4], float32."""
         pooled = pyramid_roi_align(rois, feature_maps, image_shape, self.head_spec.pool_size)
         outputs = self.classifier(pooled, training=training)
-        return tuple(tf.cast(o, tf.float32) for o in outputs)
+        return tuple(ops.cast(o, "float32") for o in outputs)
 
     def _masks(self, rois, feature_maps, image_shape, training):
         """Mask head on rois [B, N, 4]: [B, N, h, w, C] float32."""
         pooled = pyramid_roi_align(rois, feature_maps, image_shape,
                                    self.head_spec.mask_pool_size)
-        return tf.cast(self.mask_head(pooled, training=training), tf.float32)
+        return ops.cast(self.mask_head(pooled, training=training), "float32")
 
     def _first_stage(self, image, training):
         """Backbone, RPN and proposals, shared by both modes."""
-        image_shape = tf.shape(image)[1:3]
+        image_shape = image_size(image)
         feature_maps = self.backbone(image, training=training)
         rpn_logits, rpn_probs, rpn_deltas = self._rpn(feature_maps)
         rpn = self.rpn_spec
@@ -375,26 +372,12 @@ class MaskRCNNModel(keras.Model):
 
     def _training_outputs(self, inputs, rois, head_maps, image_shape, training,
                           rpn_logits, rpn_deltas):
-        s, mask_shape = self.sampling, self.head_spec.mask_shape
-
-        def sample(args):
-            return targets.detection_targets(
-                *args, rois_per_image=s.rois_per_image, positive_fraction=s.positive_fraction,
-                std_dev=self.head_spec.bbox_std_dev, mask_shape=mask_shape,
-                include_gt=s.include_gt, mini_masks=s.mini_masks)
-
-        t = s.rois_per_image
-        rois, class_ids, deltas, mask_targets, valid = tf.map_fn(
-            sample,
-            (rois, inputs["gt_class_ids"], inputs["gt_boxes"], inputs["gt_masks"]),
-            fn_output_signature=(
-                tf.TensorSpec([t, 4], tf.float32),
-                tf.TensorSpec([t], tf.int32),
-                tf.TensorSpec([t, 4], tf.float32),
-                tf.TensorSpec([t, *mask_shape], tf.float32),
-                tf.TensorSpec([t], tf.bool),
-            ),
-        )
+        s = self.sampling
+        rois, class_ids, deltas, mask_targets, valid = targets.detection_targets_batch(
+            rois, inputs["gt_class_ids"], inputs["gt_boxes"], inputs["gt_masks"],
+            rois_per_image=s.rois_per_image, positive_fraction=s.positive_fraction,
+            std_dev=self.head_spec.bbox_std_dev, mask_shape=self.head_spec.mask_shape,
+            include_gt=s.include_gt, mini_masks=s.mini_masks, seed=self.seed_generator)
         logits, _, pred_deltas = self._heads(rois, head_maps, image_shape, training)
         # Positives come first and number at most max_positives: the mask
         # head (the costliest part of a step) only runs on those rows.
@@ -410,7 +393,7 @@ class MaskRCNNModel(keras.Model):
             "rois": rois,
             "target_class_ids": class_ids,
             "target_deltas": deltas,
-            "target_masks": mask_targets[:, :m],
+            "target_masks": mask_targets,
             "roi_valid": valid,
             "mrcnn_class_logits": logits,
             "mrcnn_bbox": pred_deltas,
@@ -436,46 +419,45 @@ class MaskRCNNModel(keras.Model):
                 outputs["target_masks"], outputs["mask_class_ids"], outputs["mrcnn_mask"]),
         }
 
-    def _total_loss(self, parts):
-        total = tf.add_n([self.loss_weights[k] * v for k, v in parts.items()])
+    def total_loss(self, parts):
+        """The weighted sum of the five losses plus the L2 term. -> scalar"""
+        total = sum(self.loss_weights[k] * v for k, v in parts.items())
         if self.loss_spec.weight_decay:
             total += losses.weight_decay_loss(self.trainable_weights, self.loss_spec.weight_decay)
         return total
 
-    def _record(self, total, parts):
-        self.trackers["loss"].update_state(total)
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The loss of Keras' own train_step and test_step (every backend).
+
+        x: the input dict; y_pred: the training-mode outputs. Records the
+        five losses in their metrics; returns the total (`total_loss`)
+        divided by the number of replicas under a tf.distribute strategy,
+        as Keras' own losses are (its optimizer sums the replicas'
+        gradients; Keras' "loss" metric multiplies it back).
+        """
+        del y, sample_weight, training
+        if self.mode != "training":
+            raise ValueError("training and evaluating losses need a model built in "
+                             "'training' mode")
+        parts = self.compute_losses(x, y_pred)
         for name, value in parts.items():
             self.trackers[name].update_state(value)
-        return {name: m.result() for name, m in self.trackers.items()}
+        return per_replica(self.total_loss(parts))
 
-    @property
-    def metrics(self):
-        return list(self.trackers.values())
 
-    def train_step(self, data):
-        """One step on this replica's part of the batch.
+def image_size(image):
+    """(H, W) of images [B, H, W, 3]: Python ints where static, else scalars."""
+    static, dynamic = image.shape[1:3], ops.shape(image)[1:3]
+    return tuple(s if s is not None else d for s, d in zip(static, dynamic))
 
-        The gradient is taken of the loss divided by the number of replicas
-        (the optimizer sums the replicas' gradients: their mean results)
-        and multiplied by the optimizer's loss scale (mixed precision; the
-        LossScaleOptimizer divides it out again and skips steps whose
-        gradients are not finite). The metrics get the true loss.
-        """
-        if self.mode != "training":
-            raise ValueError("train_step needs a model built in 'training' mode")
+
+def per_replica(loss):
+    """loss divided by the replicas of the current tf.distribute strategy
+    (1 outside one, and on other backends)."""
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        with tf.GradientTape() as tape:
-            outputs = self(data, training=True)
-            parts = self.compute_losses(data, outputs)
-            total = self._total_loss(parts)
-            scaled = self.optimizer.scale_loss(total / replicas)
-        variables = self.trainable_variables
-        grads = tape.gradient(scaled, variables)
-        self.optimizer.apply_gradients(
-            [(g, v) for g, v in zip(grads, variables) if g is not None])
-        return self._record(total, parts)
-
-    def test_step(self, data):
-        outputs = self(data, training=False)
-        parts = self.compute_losses(data, outputs)
-        return self._record(self._total_loss(parts), parts)
+        if replicas > 1:
+            loss = loss / float(replicas)
+    return loss

@@ -26,7 +26,7 @@ graph and under XLA):
   when a level has no box), so it runs under XLA and on every Keras
   backend. The sample positions and the interpolation repeat the kernel's
   float32 operations in its order, each rounded as the kernel rounds it,
-  also where a graph compiler rewrites them (`_samples`).
+  also where a graph compiler rewrites them (crop.py).
 - "crop_and_resize": the kernel, level by level (boxes split with tf.where,
   so the shapes depend on the boxes). TensorFlow only, and it has no XLA
   kernel; but on a CPU it is 2.5-3.5x faster than the gathers forward and
@@ -42,6 +42,8 @@ today) unless the features are bfloat16, and the gathers everywhere else.
 
 import keras
 from keras import ops
+
+from mrcnn.modeling import crop
 
 MIN_LEVEL, MAX_LEVEL = 2, 5
 
@@ -126,27 +128,10 @@ def _pool_by_gathers(boxes, levels, feature_maps, pool_size):
     batch = ops.shape(feature_maps[0])[0]
     level = levels - MIN_LEVEL
     height, width = ops.take(heights, level), ops.take(widths, level)  # [B, N]
-    # Row of the level's first position in the table, per box: [B, N, 1, 1].
+    # Row of the level's first position in the table, per box: [B, N].
     first = ops.take(starts, level) + ops.arange(batch, dtype="int32")[:, None] * starts[-1]
-    first = first[..., None, None]
 
-    top, bottom, y_lerp, y_inside = _samples(boxes[..., 0], boxes[..., 2], height, pool_size)
-    left, right, x_lerp, x_inside = _samples(boxes[..., 1], boxes[..., 3], width, pool_size)
-    width = width[..., None, None]
-
-    def corner(rows, cols):  # [B, N, P] each -> [B, N, P, P, C] float32
-        index = first + rows[..., :, None] * width + cols[..., None, :]
-        return ops.cast(ops.take(table, index, axis=0), "float32")
-
-    # The kernel's interpolation, in its order.
-    x_lerp = x_lerp[..., None, :, None]
-    upper = corner(top, left)
-    upper = upper + (corner(top, right) - upper) * x_lerp
-    lower = corner(bottom, left)
-    lower = lower + (corner(bottom, right) - lower) * x_lerp
-    pooled = upper + (lower - upper) * y_lerp[..., :, None, None]
-    inside = y_inside[..., :, None, None] & x_inside[..., None, :, None]
-    return ops.where(inside, pooled, 0.0)
+    return crop.bilinear(table, first, height, width, boxes, (pool_size, pool_size))
 
 
 def _flatten_levels(feature_maps):
@@ -166,42 +151,3 @@ def _flatten_levels(feature_maps):
     table = ops.concatenate(
         [ops.reshape(f, (batch, -1, channels)) for f in feature_maps], axis=1)
     return ops.reshape(table, (-1, channels)), heights, widths, starts
-
-
-def _samples(low, high, size, pool_size):
-    """crop_and_resize's sample points along one axis of each box.
-
-    low, high: [B, N] the box's edges (normalised); size: int32 [B, N], the
-    map's side (Hl or Wl) -> the rows (or columns) below and above each
-    point, int32 [B, N, P]; the interpolation weight of the one above,
-    float32 [B, N, P]; whether the point is on the map, bool [B, N, P].
-    """
-    extent = ops.cast(size - 1, "float32")
-    if pool_size > 1:
-        # The kernel's float32 operations, each rounded as it rounds them:
-        # the last point of a box whose edge is on the map's border lands one
-        # ulp inside or outside the map (a feature or 0) by that rounding.
-        # Graph compilers change roundings where they can: grappler and XLA
-        # turn a division by a constant into a multiplication by its rounded
-        # reciprocal (so the quotient is taken in float64: rounded once to
-        # float32, it is the correctly rounded float32 quotient either way),
-        # and XLA fuses a multiplication and the addition after it into one
-        # FMA (so `_barrier` sits between them).
-        span = ops.cast((high - low) * extent, "float64")
-        step = ops.cast(span / float(pool_size - 1), "float32")
-        offsets = _barrier(ops.arange(pool_size, dtype="float32") * step[..., None])
-        points = _barrier(low * extent)[..., None] + offsets
-    else:
-        points = (0.5 * (low + high) * extent)[..., None]
-    extent = extent[..., None]
-    inside = (points >= 0.0) & (points <= extent)
-    points = ops.where(inside, points, 0.0)
-    below = ops.floor(points)
-    return (ops.cast(below, "int32"), ops.cast(ops.ceil(points), "int32"),
-            points - below, inside)
-
-
-def _barrier(x):
-    """x, through an op that stops a compiler fusing the multiplication that
-    made x with the addition that uses it into one FMA (one rounding less)."""
-    return ops.minimum(x, ops.abs(x))

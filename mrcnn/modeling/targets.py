@@ -1,169 +1,190 @@
 """Training targets for the RPN (per anchor) and for the heads (per ROI).
 
 Shape shorthand:
-    A: anchors of the image; M: ground-truth instances (padding allowed:
+    B: images; A: anchors of the image; M: ground-truth instances (padded:
         rows with class id 0 are ignored)
     S: RPN_TRAIN_ANCHORS_PER_IMAGE; T: TRAIN_ROIS_PER_IMAGE
-    gt_class_ids: [M] int32, negative for crowd regions (Matterport's COCO
+    Q: max_positives(T, positive_fraction), the rows that can be positive
+    gt_class_ids: [B, M] int32, negative for crowd regions (Matterport's COCO
         convention: crowds are neither positives nor negatives)
-    gt_boxes: [M, (y1, x1, y2, x2)]
-    gt_masks: [M, h, w] instance masks on a grid that spans a frame box: the
-        instance's own box for mini-masks (USE_MINI_MASK), the whole image
-        (0, 0, 1, 1) for full-size masks
+    gt_boxes: [B, M, (y1, x1, y2, x2)]
+    gt_masks: [B, M, h, w] instance masks on a grid that spans a frame box:
+        the instance's own box for mini-masks (USE_MINI_MASK), the whole
+        image (0, 0, 1, 1) for full-size masks
 
-Both functions work on one image in the TF graph, vectorised over anchors
-and ROIs; the input pipeline and the model map them over images.
+The `*_batch` functions are what the model's training step runs: keras.ops
+with static shapes (padding and validity masks instead of lists of varying
+length), vectorised over images, anchors and ROIs, so the step compiles
+(XLA) and runs on every backend. `rpn_targets` and `detection_targets` are
+the same for one image.
 """
 
-import tensorflow as tf
+from keras import ops
 
-from mrcnn.data import masks
-from mrcnn.modeling import box_ops, matching
+from mrcnn.modeling import box_ops, crop, matching
 
 # Predictions touching a crowd box at least this much are never negatives.
 CROWD_IOU = 0.001
 
 
-def _split_crowd(gt_class_ids, gt_boxes):
-    """-> (class ids [K], boxes [K, 4]) of instances, crowd boxes [C, 4], keep mask"""
-    gt_class_ids = tf.cast(gt_class_ids, tf.int32)
-    gt_boxes = tf.cast(gt_boxes, tf.float32)
-    is_instance = gt_class_ids > 0
-    crowd = tf.boolean_mask(gt_boxes, gt_class_ids < 0)
-    return (
-        tf.boolean_mask(gt_class_ids, is_instance),
-        tf.boolean_mask(gt_boxes, is_instance),
-        crowd,
-        is_instance,
-    )
+def _ground_truth(gt_class_ids, gt_boxes):
+    """-> class ids int32 [B, M'], boxes float32 [B, M', 4], is_instance,
+    is_crowd bool [B, M']; M' = M, plus a padding row where M is 0 or not
+    known statically (so there is always a row to gather)."""
+    class_ids = with_padding_row(ops.cast(gt_class_ids, "int32"))
+    boxes = with_padding_row(ops.cast(gt_boxes, "float32"))
+    return class_ids, boxes, class_ids > 0, class_ids < 0
 
 
-def _away_from_crowds(boxes, crowd_boxes):
-    """bool [N]: True where a box overlaps no crowd box (IoU < CROWD_IOU)."""
-    crowd_iou = box_ops.iou(boxes, crowd_boxes)
-    return tf.reduce_all(crowd_iou < CROWD_IOU, axis=1)
+def with_padding_row(x):
+    """x: [B, M, ...] -> [B, M + 1, ...] with a zero row at the end where M
+    is 0 or not known statically, else x."""
+    if x.shape[1] not in (0, None):
+        return x
+    shape = ops.shape(x)
+    return ops.concatenate([x, ops.zeros((shape[0], 1, *shape[2:]), x.dtype)], axis=1)
 
 
-def rpn_targets(
-    anchors,
-    gt_class_ids,
-    gt_boxes,
-    *,
-    anchors_per_image,
-    std_dev,
-    negative_below=0.3,
-    positive_from=0.7,
-    seed=None,
-    iou_fn=box_ops.iou,
-):
+def _label(iou, is_instance, is_crowd, negative_below, positive_from, allow_low_quality):
+    """Match predictions to the instances; those touching a crowd are not
+    negatives. iou: [B, N, M] -> matched [B, N], labels [B, N]"""
+    instance_iou = ops.where(is_instance[:, None, :], iou, -1.0)
+    matched, labels = matching.match(instance_iou, negative_below, positive_from,
+                                      allow_low_quality)
+    crowd_iou = ops.where(is_crowd[:, None, :], iou, 0.0)
+    near_crowd = ops.any(crowd_iou >= CROWD_IOU, axis=-1)
+    labels = ops.where((labels == matching.NEGATIVE) & near_crowd, matching.NEUTRAL, labels)
+    return matched, labels
+
+
+def _take_rows(x, index):
+    """x: [B, N, ...], index: int32 [B, K] -> [B, K, ...]"""
+    index = ops.reshape(index, (*index.shape[:2], *([1] * (len(x.shape) - 2))))
+    return ops.take_along_axis(x, index, axis=1)
+
+
+def rpn_targets_batch(anchors, gt_class_ids, gt_boxes, *, anchors_per_image, std_dev,
+                      negative_below=0.3, positive_from=0.7, seed=None, iou_fn=box_ops.iou):
     """Anchor labels and box deltas for the RPN losses (Matterport's rules).
 
-    anchors: [A, 4], gt_boxes: [M, 4] in the same coordinates (pixels).
-    iou_fn: (anchors, boxes [K, 4]) -> [A, K], e.g. a faster equivalent of
-    box_ops.iou for pyramid anchors (`anchors.pyramid_iou`).
-    Returns rpn_match [A] int32 (1 / -1 / 0, at most S labelled, at most
-    half positive) and rpn_bbox [S, 4]: the deltas of the positive anchors,
-    in increasing anchor order, zero-padded.
+    anchors: [A, 4], gt_boxes: [B, M, 4] in the same coordinates (pixels).
+    iou_fn: (anchors, boxes [B, M, 4]) -> [B, A, M], e.g. a faster
+    equivalent of box_ops.iou for pyramid anchors (`anchors.pyramid_iou`).
+    Returns rpn_match [B, A] int32 (1 / -1 / 0, at most S labelled, at most
+    half positive) and rpn_bbox [B, S, 4]: the deltas of the positive
+    anchors, in increasing anchor order, zero-padded.
     """
-    _, boxes, crowd, _ = _split_crowd(gt_class_ids, gt_boxes)
-    iou = iou_fn(anchors, boxes)  # [A, K]
-    matched, labels = matching.match(iou, negative_below, positive_from)
-    not_crowd = _away_from_crowds(anchors, crowd)
-    labels = tf.where((labels == matching.NEGATIVE) & ~not_crowd, matching.NEUTRAL, labels)
+    _, boxes, is_instance, is_crowd = _ground_truth(gt_class_ids, gt_boxes)
+    anchors = ops.cast(anchors, "float32")
+    iou = iou_fn(anchors, boxes)  # [B, A, M]
+    matched, labels = _label(iou, is_instance, is_crowd, negative_below, positive_from, True)
     labels = matching.subsample_labels(labels, anchors_per_image, 0.5, seed)
 
-    positive = tf.cast(tf.where(labels == matching.POSITIVE)[:, 0], tf.int32)
-    deltas = box_ops.encode(
-        tf.gather(anchors, positive), tf.gather(boxes, tf.gather(matched, positive)), std_dev
-    )
-    deltas = tf.pad(deltas, [[0, anchors_per_image - tf.shape(deltas)[0]], [0, 0]])
-    return labels, tf.reshape(deltas, [anchors_per_image, 4])
+    index, valid = matching.first_true(labels == matching.POSITIVE, anchors_per_image)
+    positive_anchors = ops.take(anchors, index, axis=0)  # [B, S, 4]
+    positive_boxes = _take_rows(boxes, ops.take_along_axis(matched, index, axis=1))
+    # Padding rows encode a unit box onto itself (finite), then become 0.
+    unit = ops.convert_to_tensor([0.0, 0.0, 1.0, 1.0])
+    deltas = box_ops.encode(ops.where(valid[..., None], positive_anchors, unit),
+                            ops.where(valid[..., None], positive_boxes, unit), std_dev)
+    return labels, ops.where(valid[..., None], deltas, 0.0)
 
 
-def detection_targets(
-    proposals,
-    gt_class_ids,
-    gt_boxes,
-    gt_masks,
-    *,
-    rois_per_image,
-    positive_fraction,
-    std_dev,
-    mask_shape,
-    include_gt,
-    mini_masks,
-    seed=None,
-):
+def detection_targets_batch(proposals, gt_class_ids, gt_boxes, gt_masks, *, rois_per_image,
+                            positive_fraction, std_dev, mask_shape, include_gt, mini_masks,
+                            seed=None):
     """Sample ROIs and give each its class, box deltas and mask target.
 
-    proposals: [P, 4] normalised (zero rows are padding, boxes without area
-    are dropped); gt_boxes normalised;
-    gt_masks: [M, h, w], mini-masks when `mini_masks`, else full-image masks.
-    Positives have IoU >= 0.5 with an
-    instance, negatives IoU < 0.5 and no overlap with a crowd. With
-    `include_gt` the instance boxes join the proposals (detectron2, Model
-    Garden). Returns, zero-padded to T rows:
-        rois [T, 4], class_ids [T] int32 (0 for negatives and padding),
-        deltas [T, 4] (divided by std_dev), masks [T, mask_h, mask_w] float
-        in {0, 1}, valid [T] bool (False for padding rows).
+    proposals: [B, P, 4] normalised (zero rows are padding, boxes without
+    area are never sampled); gt_boxes normalised; gt_masks: [B, M, h, w],
+    mini-masks when `mini_masks`, else full-image masks. Positives have
+    IoU >= 0.5 with an instance, negatives IoU < 0.5 and no overlap with a
+    crowd. With `include_gt` the instance boxes join the proposals
+    (detectron2, Model Garden). Returns, positives first, then negatives,
+    then zero padding:
+        rois [B, T, 4], class_ids [B, T] int32 (0 for negatives and
+        padding), deltas [B, T, 4] (divided by std_dev), masks [B, Q, mh,
+        mw] float in {0, 1} (the first Q rows: the only ones that can be
+        positive), valid [B, T] bool (False for padding rows).
     """
-    # Padding rows and proposals clipped down to nothing have no area.
-    proposals = tf.boolean_mask(proposals, box_ops.area(proposals) > 0.0)
-    class_ids, boxes, crowd, is_instance = _split_crowd(gt_class_ids, gt_boxes)
-    gt_masks = tf.boolean_mask(tf.cast(gt_masks, tf.float32), is_instance)
+    class_ids, boxes, is_instance, is_crowd = _ground_truth(gt_class_ids, gt_boxes)
+    proposals = ops.cast(proposals, "float32")
+    usable = box_ops.area(proposals) > 0.0  # [B, P]
     if include_gt:
-        proposals = tf.concat([proposals, boxes], axis=0)
+        proposals = ops.concatenate([proposals, boxes], axis=1)
+        usable = ops.concatenate([usable, is_instance], axis=1)
 
-    iou = box_ops.iou(proposals, boxes)  # [P, K]
-    matched, labels = matching.match(iou, 0.5, 0.5, allow_low_quality=False)
-    negative = (labels == matching.NEGATIVE) & _away_from_crowds(proposals, crowd)
-    pos_idx, neg_idx = matching.sample_balanced(
-        labels == matching.POSITIVE, negative, rois_per_image, positive_fraction, seed
-    )
+    iou = box_ops.iou(proposals, boxes)  # [B, P, M]
+    matched, labels = _label(iou, is_instance, is_crowd, 0.5, 0.5, False)
+    index, is_positive, valid = matching.sample_balanced(
+        (labels == matching.POSITIVE) & usable, (labels == matching.NEGATIVE) & usable,
+        rois_per_image, positive_fraction, seed)
 
-    pos_rois = tf.gather(proposals, pos_idx)
-    gt_idx = tf.gather(matched, pos_idx)
-    pos_boxes = tf.gather(boxes, gt_idx)
-    pos_deltas = box_ops.encode(pos_rois, pos_boxes, std_dev)
+    rois = ops.where(valid[..., None], _take_rows(proposals, index), 0.0)
+    gt_index = ops.take_along_axis(matched, index, axis=1)  # [B, T]
+    target_boxes = _take_rows(boxes, gt_index)
+    unit = ops.convert_to_tensor([0.0, 0.0, 1.0, 1.0])
+    deltas = box_ops.encode(ops.where(is_positive[..., None], rois, unit),
+                            ops.where(is_positive[..., None], target_boxes, unit), std_dev)
+    deltas = ops.where(is_positive[..., None], deltas, 0.0)
+    roi_class_ids = ops.where(is_positive, ops.take_along_axis(class_ids, gt_index, axis=1), 0)
 
-    # Each positive ROI, in the frame that its instance's mask grid spans,
-    # cut out of that mask: the instance's box for mini-masks; for full-size
-    # masks the whole image, in pixel edges (the masks give its size).
-    grid_h, grid_w = tf.shape(gt_masks)[1], tf.shape(gt_masks)[2]
-    fh, fw = tf.cast(grid_h, tf.float32), tf.cast(grid_w, tf.float32)
+    q = matching.max_positives(rois_per_image, positive_fraction)
+    masks = _mask_targets(rois[:, :q], target_boxes[:, :q], gt_index[:, :q], gt_masks,
+                          mask_shape, mini_masks)
+    masks = ops.where(is_positive[:, :q, None, None], masks, 0.0)
+    return rois, roi_class_ids, deltas, masks, valid
+
+
+def _mask_targets(rois, frames, gt_index, gt_masks, mask_shape, mini_masks):
+    """Each ROI, in the frame that its instance's mask grid spans, cut out
+    of that mask: the instance's box for mini-masks; for full-size masks
+    the whole image, in pixel edges (the masks give its size).
+
+    rois, frames: [B, Q, 4] normalised; gt_index: int32 [B, Q];
+    gt_masks: [B, M, h, w] -> [B, Q, mh, mw] float32 in {0, 1}
+    """
+    gt_masks = with_padding_row(gt_masks)
+    m, grid_h, grid_w = ops.shape(gt_masks)[1:]
     if mini_masks:
-        rois_f, frames = pos_rois, pos_boxes
+        y1, x1, y2, x2 = (frames[..., i] for i in range(4))
+        h, w = y2 - y1, x2 - x1
+        regions = ops.stack([(rois[..., 0] - y1) / h * grid_h, (rois[..., 1] - x1) / w * grid_w,
+                             (rois[..., 2] - y1) / h * grid_h, (rois[..., 3] - x1) / w * grid_w],
+                            axis=-1)
     else:
-        rois_f = box_ops.denormalize(pos_rois, (grid_h, grid_w), rounded=False)
-        frames = tf.zeros_like(pos_rois) + tf.stack([0.0, 0.0, fh, fw])
-    y1, x1, y2, x2 = tf.unstack(frames, axis=1)
-    h, w = y2 - y1, x2 - x1
-    ry1, rx1, ry2, rx2 = tf.unstack(rois_f, axis=1)
-    regions = tf.stack(
-        [(ry1 - y1) / h * fh, (rx1 - x1) / w * fw, (ry2 - y1) / h * fh, (rx2 - x1) / w * fw],
-        axis=1,
-    )
-    pos_masks = tf.image.crop_and_resize(
-        gt_masks[..., None],
-        masks.resample_boxes(regions, (grid_h, grid_w), mask_shape),
-        gt_idx,
-        mask_shape,
-    )[..., 0]
-    pos_masks = tf.round(pos_masks)
+        regions = box_ops.denormalize(rois, (grid_h, grid_w), rounded=False)
+    boxes = crop.resample_boxes(regions, (grid_h, grid_w), mask_shape)
+    # Rows that are not positives have no frame (0 / 0): any finite box will do.
+    boxes = ops.where(ops.isfinite(boxes), boxes, 0.0)
+    batch = ops.shape(gt_index)[0]
+    image_of_row = ops.arange(batch, dtype="int32")[:, None] * m + gt_index
+    masks = ops.reshape(gt_masks, (-1, grid_h, grid_w, 1))
+    masks = crop.crop_and_resize(masks, boxes, image_of_row, mask_shape)[..., 0]
+    return ops.round(masks)
 
-    num_pos = tf.shape(pos_idx)[0]
-    num_neg = tf.shape(neg_idx)[0]
-    rois = tf.concat([pos_rois, tf.gather(proposals, neg_idx)], axis=0)
 
-    def fill(x):
-        """x's rows, then zero rows: exactly rois_per_image rows."""
-        zeros = tf.zeros(tf.concat([[rois_per_image], tf.shape(x)[1:]], axis=0), x.dtype)
-        return tf.concat([x, zeros], axis=0)[:rois_per_image]
+def _one_image(batch_fn, *args, **kwargs):
+    """batch_fn on one image: args get a batch axis, results lose it."""
+    args = [ops.convert_to_tensor(a)[None] for a in args]
+    return [out[0] for out in batch_fn(*args, **kwargs)]
 
-    return (
-        tf.ensure_shape(fill(rois), [rois_per_image, 4]),
-        tf.ensure_shape(fill(tf.gather(class_ids, gt_idx)), [rois_per_image]),
-        tf.ensure_shape(fill(pos_deltas), [rois_per_image, 4]),
-        tf.ensure_shape(fill(pos_masks), [rois_per_image, *mask_shape]),
-        tf.ensure_shape(tf.range(rois_per_image) < num_pos + num_neg, [rois_per_image]),
-    )
+
+def rpn_targets(anchors, gt_class_ids, gt_boxes, **kwargs):
+    """`rpn_targets_batch` for one image: gt [M], [M, 4] -> rpn_match [A],
+    rpn_bbox [S, 4]. iou_fn, if given, takes (anchors, boxes [1, M, 4])."""
+    anchors = ops.convert_to_tensor(anchors)
+    return tuple(_one_image(lambda c, b: rpn_targets_batch(anchors, c, b, **kwargs),
+                            gt_class_ids, gt_boxes))
+
+
+def detection_targets(proposals, gt_class_ids, gt_boxes, gt_masks, *, rois_per_image,
+                      **kwargs):
+    """`detection_targets_batch` for one image: proposals [P, 4], gt [M],
+    [M, 4], [M, h, w] -> rois [T, 4], class_ids [T], deltas [T, 4], masks
+    [T, mh, mw] (zero beyond the first Q rows), valid [T]."""
+    rois, class_ids, deltas, masks, valid = _one_image(
+        detection_targets_batch, proposals, gt_class_ids, gt_boxes, gt_masks,
+        rois_per_image=rois_per_image, **kwargs)
+    masks = ops.pad(masks, [(0, rois_per_image - masks.shape[0]), (0, 0), (0, 0)])
+    return rois, class_ids, deltas, masks, valid

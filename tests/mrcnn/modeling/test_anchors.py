@@ -31,16 +31,16 @@ def _ratio_boxes(scale, cy, cx):
 # ---------------------------------------------------------------------- counts
 def test_feature_shapes():
     np.testing.assert_array_equal(
-        anchors.feature_shapes((128, 128, 3), STRIDES).numpy(),
+        np.asarray(anchors.feature_shapes((128, 128, 3), STRIDES)),
         [[32, 32], [16, 16], [8, 8], [4, 4], [2, 2]],
     )
     # ceil(side / stride)
     np.testing.assert_array_equal(
-        anchors.feature_shapes((64, 192), STRIDES).numpy(),
+        np.asarray(anchors.feature_shapes((64, 192), STRIDES)),
         [[16, 48], [8, 24], [4, 12], [2, 6], [1, 3]],
     )
     np.testing.assert_array_equal(
-        anchors.feature_shapes((100, 70), STRIDES).numpy(),
+        np.asarray(anchors.feature_shapes((100, 70), STRIDES)),
         [[25, 18], [13, 9], [7, 5], [4, 3], [2, 2]],
     )
 
@@ -108,7 +108,7 @@ def test_first_anchor_of_second_level():
 def test_ordering_level_y_x_ratio():
     shape = (64, 192)
     a = _pixel_anchors(shape)
-    fshapes = anchors.feature_shapes(shape, STRIDES).numpy()
+    fshapes = np.asarray(anchors.feature_shapes(shape, STRIDES))
     expected = []
     for (fh, fw), scale, stride in zip(fshapes, SCALES, STRIDES):
         for y in range(fh):
@@ -172,3 +172,14 @@ def test_pyramid_iou_equals_iou_with_pyramid_anchors_bit_for_bit(shape, stride):
     np.testing.assert_array_equal(got, expected)
     empty = anchors.pyramid_iou((*shape, 3), *args, np.zeros((0, 4), np.float32), stride)
     assert empty.shape == (len(expected), 0)
+
+
+def test_pyramid_iou_batched_equals_image_by_image():
+    rng = np.random.default_rng(2)
+    corners = np.sort(rng.uniform(-20, 140, (2, 5, 2, 2)), axis=2)
+    boxes = corners.reshape(2, 5, 4)[..., [0, 2, 1, 3]].astype(np.float32)
+    args = ((8, 16, 32, 64, 128), [0.5, 1, 2], [4, 8, 16, 32, 64])
+    got = np.asarray(anchors.pyramid_iou((64, 96), *args, boxes))
+    assert got.shape == (2, anchors.num_anchors(64, 96, args[2], 3), 5)
+    for i in range(2):
+        np.testing.assert_array_equal(got[i], np.asarray(anchors.pyramid_iou((64, 96), *args, boxes[i])))

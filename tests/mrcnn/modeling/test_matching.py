@@ -82,6 +82,19 @@ def test_match_empty_ground_truth_in_graph():
 
 
 # ------------------------------------------------------------- sample_balanced
+def _sample(positive, negative, num_samples, fraction, seed):
+    """sample_balanced as two index lists (positives, negatives), checking
+    the layout: positives first, then negatives, then padding."""
+    index, is_pos, valid = (np.asarray(t) for t in matching.sample_balanced(
+        positive, negative, num_samples, fraction, seed=seed))
+    assert index.shape == is_pos.shape == valid.shape == (num_samples,)
+    assert index.dtype == np.int32
+    n_pos, n_valid = is_pos.sum(), valid.sum()
+    assert is_pos[:n_pos].all() and valid[:n_valid].all() and not valid[n_valid:].any()
+    assert (index[n_valid:] == 0).all()
+    return index[:n_pos], index[n_pos:n_valid]
+
+
 def _flags(n, idx):
     out = np.zeros(n, bool)
     out[idx] = True
@@ -105,9 +118,7 @@ def test_sample_balanced_counts(num_pos, num_neg, expect_pos, expect_neg):
     perm = rng.permutation(n)
     pos_set, neg_set = perm[:num_pos], perm[num_pos : num_pos + num_neg]
     positive, negative = _flags(n, pos_set), _flags(n, neg_set)
-    pos, neg = matching.sample_balanced(positive, negative, 256, 0.5, seed=1)
-    pos, neg = pos.numpy(), neg.numpy()
-    assert pos.dtype == np.int32 and neg.dtype == np.int32
+    pos, neg = _sample(positive, negative, 256, 0.5, seed=1)
     assert len(pos) == expect_pos and len(neg) == expect_neg
     assert len(set(pos)) == len(pos) and len(set(neg)) == len(neg)
     assert set(pos) <= set(pos_set)
@@ -117,15 +128,14 @@ def test_sample_balanced_counts(num_pos, num_neg, expect_pos, expect_neg):
 def test_sample_balanced_fraction_is_floored():
     positive = _flags(500, np.arange(100))
     negative = _flags(500, np.arange(100, 500))
-    pos, neg = matching.sample_balanced(positive, negative, 200, 0.33, seed=3)
+    pos, neg = _sample(positive, negative, 200, 0.33, seed=3)
     assert len(pos) == 66 and len(neg) == 134  # int(200 * 0.33) = 66
 
 
 def test_sample_balanced_is_random_subset():
     positive = _flags(1000, np.arange(0, 1000, 2))
     negative = ~positive
-    pos, _ = matching.sample_balanced(positive, negative, 20, 0.5, seed=7)
-    pos = pos.numpy()
+    pos, _ = _sample(positive, negative, 20, 0.5, seed=7)
     assert (pos % 2 == 0).all()
     # Not simply the first ten positives.
     assert sorted(pos) != list(range(0, 20, 2))
@@ -158,3 +168,42 @@ def test_subsample_labels_caps_positives():
     out = matching.subsample_labels(labels, 8, 0.5, seed=0).numpy()
     assert (out == 1).sum() == 4 and (out == -1).sum() == 4
     assert (out[:10] != -1).all() and (out[10:20] != 1).all() and (out[20:] == 0).all()
+
+
+def test_subsample_labels_batched_rows_are_independent():
+    labels = np.zeros((2, 50), np.int32)
+    labels[0, :5], labels[0, 5:30] = 1, -1
+    labels[1, 40:], labels[1, :3] = -1, 1
+    out = np.asarray(matching.subsample_labels(labels, 8, 0.5, seed=0))
+    assert out.shape == (2, 50)
+    assert ((out == 1).sum(axis=1) == [4, 3]).all() and ((out == -1).sum(axis=1) == [4, 5]).all()
+    kept = out != 0
+    np.testing.assert_array_equal(out[kept], labels[kept])
+
+
+def test_first_true_in_order_padded():
+    mask = np.array([[0, 1, 0, 1, 1, 0], [0, 0, 0, 0, 0, 1]], bool)
+    index, valid = (np.asarray(t) for t in matching.first_true(mask, 4))
+    np.testing.assert_array_equal(index, [[1, 3, 4, 0], [5, 0, 0, 0]])
+    np.testing.assert_array_equal(valid, [[1, 1, 1, 0], [1, 0, 0, 0]])
+
+
+def test_match_padding_columns_are_never_matched():
+    iou = np.array([[0.8, -1.0], [0.1, -1.0], [0.0, -1.0]], np.float32)
+    matched, labels = _match(iou)
+    np.testing.assert_array_equal(labels, [1, -1, -1])
+    np.testing.assert_array_equal(matched, [0, 0, 0])
+    _, labels = _match(np.full((3, 2), -1.0, np.float32))
+    np.testing.assert_array_equal(labels, [-1, -1, -1])
+
+
+def test_sampling_compiles_under_xla_with_a_seed_generator():
+    import keras
+
+    seed = keras.random.SeedGenerator(4)
+    labels = np.array([1] * 10 + [-1] * 10 + [0] * 5, np.int32)
+    f = tf.function(lambda x: matching.subsample_labels(x, 8, 0.5, seed=seed), jit_compile=True)
+    first, second = f(labels).numpy(), f(labels).numpy()
+    for out in (first, second):
+        assert (out == 1).sum() == 4 and (out == -1).sum() == 4
+    assert (first != second).any()  # the generator moves on

@@ -200,7 +200,7 @@ def test_pooled_values_equal_crop_and_resize(pool):
     boxes, maps, image = _random_case(n=100)
     ref = kernel(boxes, maps, image, pool).numpy()
     eager = gathers(boxes, maps, image, pool).numpy()
-    # grappler rewrites the graph's arithmetic (see _samples)
+    # grappler rewrites the graph's arithmetic (see crop.sample_points)
     graph = tf.function(lambda b: gathers(b, maps, image, pool))(boxes)
     assert eager.shape == ref.shape == (3, 100, pool, pool, 4) and eager.dtype == np.float32
     assert np.isfinite(eager).all()
@@ -246,7 +246,7 @@ def test_float16_features_unknown_shapes_and_xla_equal_crop_and_resize():
     assert out.dtype == tf.float32
     np.testing.assert_allclose(out, ref, rtol=0, atol=1e-5)
     # in a graph whose batch and map sizes are unknown while tracing, and
-    # under XLA (which fuses and reorders float operations, see _samples),
+    # under XLA (which fuses and reorders float operations, see crop.sample_points),
     # where "auto" takes the gathers: crop_and_resize has no XLA kernel
     ref = kernel(boxes, maps, image, 7).numpy()
     unknown = tf.function(

@@ -320,3 +320,30 @@ def test_detection_targets_full_size_masks():
     expected = np.zeros((28, 28))
     expected[:14] = 1
     np.testing.assert_array_equal(tmasks[0], expected)
+
+
+def test_batch_targets_with_unknown_instance_count_in_graph():
+    """M not known statically (and 0 at run time): the graph still runs."""
+    anchors = SMALL_ANCHORS
+
+    @tf.function(input_signature=[tf.TensorSpec([1, None], tf.int32),
+                                  tf.TensorSpec([1, None, 4], tf.float32),
+                                  tf.TensorSpec([1, None, 6, 6], tf.uint8)])
+    def f(class_ids, boxes, gt_masks):
+        match, _ = targets.rpn_targets_batch(anchors, class_ids, boxes, anchors_per_image=8,
+                                             std_dev=STD)
+        proposals = tf.constant([[[0.1, 0.1, 0.3, 0.3], [0.5, 0.5, 0.9, 0.9]]])
+        heads = targets.detection_targets_batch(
+            proposals, class_ids, boxes / 100.0, gt_masks, rois_per_image=4,
+            **{**MATTERPORT_HEAD_TARGETS, "mask_shape": (4, 4)})
+        return match, heads
+
+    match, (_, class_ids, deltas, masks, valid) = f(
+        tf.zeros([1, 0], tf.int32), tf.zeros([1, 0, 4]), tf.zeros([1, 0, 6, 6], tf.uint8))
+    np.testing.assert_array_equal(match.numpy(), [[-1] * 6])
+    assert masks.shape == (1, 1, 4, 4) and valid.numpy().sum() == 2
+    assert (class_ids.numpy() == 0).all() and (deltas.numpy() == 0).all()
+    match, (_, class_ids, *_) = f(
+        tf.constant([[1]]), tf.constant([[GT]]), tf.ones([1, 1, 6, 6], tf.uint8))
+    np.testing.assert_array_equal(match.numpy(), [[-1, 1, 1, -1, 0, -1]])
+    assert class_ids.numpy()[0, 0] == 1
