@@ -59,11 +59,12 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
     return apply_geometry(image, size, padding, crop, round_values), window, scale, padding, crop
 
 
-def apply_geometry(image, size, padding, crop, round_values=True):
+def apply_geometry(image, size, padding, crop, round_values=True, resize=None):
     """Resize image [H, W, C] to `size`, then pad or crop it (resize_geometry's
-    results; round_values as resize_image's) -> [h, w, C], same dtype."""
+    results; round_values as resize_image's) -> [h, w, C], same dtype.
+    resize: None (scikit-image's, `_resize`) or a function (image, size) -> image."""
     if tuple(size) != image.shape[:2]:
-        image = _resize(image, size, round_values)
+        image = _resize(image, size, round_values) if resize is None else resize(image, size)
     if crop is not None:
         y, x, h, w = crop
         return image[y:y + h, x:x + w]
@@ -188,6 +189,19 @@ def bilinear_taps(n_in, n_out):
     weights = np.stack([1.0 - frac, frac], axis=1)
     weights[(idx < 0) | (idx >= n_in)] = 0.0
     return np.clip(idx, 0, n_in - 1).astype(np.int32), weights.astype(np.float32)
+
+
+def resize_with_taps(image, size):
+    """`_resize` of uint8 [H, W, C] to `size` (h, w) by bilinear_taps, in
+    float32 as the input pipeline's graph computes it (rounding of values
+    within float error of a half may differ from _resize's) -> uint8."""
+    (rows, row_w), (cols, col_w) = bilinear_taps(image.shape[0], size[0]), bilinear_taps(
+        image.shape[1], size[1])
+    out = image.astype(np.float32)
+    out = out[rows[:, 0]] * row_w[:, 0, None, None] + out[rows[:, 1]] * row_w[:, 1, None, None]
+    out = out[:, cols[:, 0]] * col_w[None, :, 0, None] + out[:, cols[:, 1]] * col_w[None, :, 1, None]
+    # scikit-image's clip=True: within the image's own value range.
+    return np.rint(np.clip(out, image.min(), image.max())).astype(np.uint8)
 
 
 def _nearest_indices(n_in, n_out):

@@ -177,3 +177,14 @@ def transform_instances(boxes, mini, window, out_size, flip=False):
         new_mini = new_mini[:, :, ::-1]
     out = np.where(keep[:, None], out, f32(0.0))
     return out, new_mini & keep[:, None, None], keep
+
+
+def normalize_boxes(boxes, shape):
+    """Pixel boxes [..., 4] -> [0, 1] coordinates of an image of `shape`
+    (height, width, ...), float32: mrcnn.modeling.box_ops.normalize (keras.ops)
+    for NumPy callers that must not start a Keras backend, equal to it (tests)."""
+    height, width = np.float32(shape[0]), np.float32(shape[1])
+    one = np.float32(1.0)
+    scale = np.array([height - one, width - one, height - one, width - one], np.float32)
+    return (np.asarray(boxes, np.float32) - np.array([0, 0, 1, 1], np.float32)) / scale
+

@@ -64,13 +64,14 @@ from mrcnn.data.feed_failures import FeedFailures
 from mrcnn.data.image import bilinear_taps, placement
 from mrcnn.data.image_check import DECODE_ERRORS
 from mrcnn.data.mask_cache import MiniMaskCache
-from mrcnn.data.samples import (  # noqa: F401  (load_image_gt, load_image_instances: API)
+from mrcnn.data.samples import (  # noqa: F401  (names of the API)
     frame,
     geometry,
     image_meta,
     instance_record,
     load_image_gt,
     load_image_instances,
+    uses_instance_path,
 )
 from mrcnn.modeling import box_ops
 
@@ -210,12 +211,6 @@ def _targets(image, class_ids, boxes, gt_masks, config):
                            [[0, pad], [0, 0]]),
         "gt_masks": tf.pad(tf.cast(gt_masks, tf.uint8), [[0, pad], [0, 0], [0, 0]]),
     }
-
-
-def uses_instance_path(config, augmentation=None):
-    """True when build_dataset takes the instance path (module docstring)."""
-    return bool(config.USE_MINI_MASK) and (
-        augmentation is None or hasattr(augmentation, "apply_to_instances"))
 
 
 def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, seed=None,

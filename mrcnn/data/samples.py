@@ -9,12 +9,14 @@ docstring; H, W the molded size.
 
 import numpy as np
 
+from mrcnn.data import instances
 from mrcnn.data.image import (
     apply_geometry,
     compose_image_meta,
     placement,
     resize_geometry,
     resize_mask,
+    resize_with_taps,
 )
 from mrcnn.data.mask_cache import dataset_record
 
@@ -62,6 +64,7 @@ def load_image_instances(dataset, config, image_id, cache=None, rng=None):
     """Load and resize one image; its instance record at the original size.
 
     cache: a MiniMaskCache, or None to compute the record from load_mask.
+    The image is resized as the tf.data graph resizes it (resize_with_taps).
     Returns image uint8 [H, W, 3] (molded size), image_meta float32,
     class_ids int32 [N], boxes int32 [N, 4] and mini-masks bool [N, h, w]
     in original pixels, and `frame` float32 [4]: the region of the original
@@ -71,7 +74,7 @@ def load_image_instances(dataset, config, image_id, cache=None, rng=None):
     image = dataset.load_image(image_id)
     record = instance_record(dataset, config, image_id, image.shape, cache)
     size, window, scale, padding, crop = geometry(config, *image.shape[:2], rng)
-    molded = apply_geometry(image, size, padding, crop)
+    molded = apply_geometry(image, size, padding, crop, resize=resize_with_taps)
     meta = image_meta(dataset, image_id, image.shape, molded.shape, window, scale)
     return (molded, meta, record["class_ids"], record["boxes"], record["mini"],
             frame(image.shape, size, padding, crop))
@@ -98,3 +101,70 @@ def frame(shape, size, padding, crop):
     sy, sx = size[0] / shape[0], size[1] / shape[1]
     y, x, h, w = placement(size, padding, crop)
     return np.asarray([y / sy, x / sx, (y + h) / sy, (x + w) / sx], np.float32)
+
+
+# ------------------------------------------------------- whole samples, NumPy
+def uses_instance_path(config, augmentation=None):
+    """True when the feeders take the instance path (pipeline.py's docstring)."""
+    return bool(config.USE_MINI_MASK) and (
+        augmentation is None or hasattr(augmentation, "apply_to_instances"))
+
+
+def instance_sample(dataset, config, image_id, rng, cache=None, augmentation=None):
+    """The instance path of pipeline.py for one image, in NumPy -> the dict of
+    pipeline.py's docstring without batch axis.
+
+    rng: np.random.Generator (crop position, augmentation, subsampling);
+    cache: a MiniMaskCache or None; augmentation: None or an object with
+    `apply_to_instances_numpy` (FlipCrop).
+    """
+    image, meta, class_ids, boxes, mini, region = load_image_instances(
+        dataset, config, image_id, cache, rng)
+    boxes, mini, keep = instances.transform_instances(boxes, mini, region, image.shape[:2])
+    if augmentation is not None:
+        image, boxes, mini, kept = augmentation.apply_to_instances_numpy(image, boxes, mini, rng)
+        keep &= kept
+    # Instances shrunk below one pixel have no mask left (pipeline.record_targets).
+    keep &= (boxes[:, 2:] - boxes[:, :2] >= 1.0).all(axis=1)
+    order = subsample(int(keep.sum()), config.MAX_GT_INSTANCES, rng)
+    return {**padded_targets(image, class_ids[keep][order], boxes[keep][order],
+                             mini[keep][order], config), "image_meta": meta}
+
+
+def mask_sample(dataset, config, image_id, rng, augmentation=None):
+    """The mask path of pipeline.py for one image, in NumPy -> the dict of
+    pipeline.py's docstring without batch axis. augmentation: None or an
+    object with `augment_numpy(image, masks, rng)` (FlipCrop, ImgaugAugmentation).
+    """
+    image, meta, class_ids, masks = load_image_gt(dataset, config, image_id, rng)
+    if augmentation is not None:
+        image, masks = augmentation.augment_numpy(image, masks, rng)
+    boxes = instances.boxes_from_masks(masks)
+    keep = (boxes != 0).any(axis=1)
+    order = subsample(int(keep.sum()), config.MAX_GT_INSTANCES, rng)
+    boxes, masks = boxes[keep][order], masks[:, :, keep][:, :, order]
+    if config.USE_MINI_MASK:
+        gt_masks = instances.mini_masks(masks, boxes, config.MINI_MASK_SHAPE)
+    else:
+        gt_masks = masks.transpose(2, 0, 1)
+    return {**padded_targets(image, class_ids[keep][order], boxes, gt_masks, config),
+            "image_meta": meta}
+
+
+def subsample(n, limit, rng):
+    """Indices of a random subset of at most `limit` of n instances, in order."""
+    return np.sort(rng.permutation(n)[:limit])
+
+
+def padded_targets(image, class_ids, boxes, gt_masks, config):
+    """Normalise, pad (pipeline._targets in NumPy): image uint8 [H, W, 3],
+    class_ids [N], boxes [N, 4] pixels, gt_masks [N, h, w] -> the dict of
+    pipeline.py's docstring without image_meta and batch axis."""
+    pad = config.MAX_GT_INSTANCES - len(class_ids)
+    return {
+        "image": image.astype(np.float32) - np.asarray(config.MEAN_PIXEL, np.float32),
+        "gt_class_ids": np.pad(np.asarray(class_ids, np.int32), [(0, pad)]),
+        "gt_boxes": np.pad(instances.normalize_boxes(boxes, image.shape), [(0, pad), (0, 0)]),
+        "gt_masks": np.pad(np.asarray(gt_masks, np.uint8), [(0, pad), (0, 0), (0, 0)]),
+    }
+

@@ -255,7 +255,7 @@ def test_png_files_decoded_in_the_graph_give_the_same_batches(tmp_path, size):
 
 @pytest.mark.parametrize("mode, dims", [("square", (64, 128)), ("pad64", (64, 0)),
                                         ("crop", (64, 0)), ("fit64", (40, 96)), ("none", (0, 0))])
-def test_mold_in_graph_equals_resize_image(tmp_path, mode, dims):
+def test_mold_in_graph_equals_load_image_instances(tmp_path, mode, dims):
     class Config_(SmallConfig):
         IMAGE_RESIZE_MODE = mode
         IMAGE_MIN_DIM, IMAGE_MAX_DIM = dims
@@ -266,7 +266,9 @@ def test_mold_in_graph_equals_resize_image(tmp_path, mode, dims):
                                                             rng=np.random.default_rng(2))
     molded = pipeline.mold_in_graph(*graph[:7]).numpy()
     assert molded.shape == image.shape and tuple(graph[6][2:]) == image.shape[:2]
-    assert_resized_alike(molded, image)
+    np.testing.assert_array_equal(molded, image)  # both resize_with_taps' float32
+    assert_resized_alike(molded, pipeline.load_image_gt(ds, config, 0,
+                                                        rng=np.random.default_rng(2))[0])
     np.testing.assert_array_equal(graph[7], meta)
     for got, expected in zip(graph[8:], instances):
         np.testing.assert_array_equal(got, expected)
