@@ -95,6 +95,12 @@ class MiniMaskCache:
     def __repr__(self):
         return f"MiniMaskCache({self.directory!r}, mini_shape={self.mini_shape})"
 
+    def __getstate__(self):  # to worker processes (the PyDataset feeder): no lock
+        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _lock=threading.Lock())
+
     def path(self, dataset, image_id):
         """File of an image's record."""
         info = dataset.image_info[image_id]

@@ -70,3 +70,13 @@ def test_transform_instances_equals_the_tensorflow_one(window, out_size, flip):
     for a, b, name in zip(got, expected, ("boxes", "mini", "keep")):
         np.testing.assert_array_equal(a, b.numpy(), err_msg=name)
     assert got[2].any()
+
+
+def test_normalize_boxes_equals_box_ops():
+    from mrcnn.modeling import box_ops
+
+    boxes = np.array([[0, 0, 97, 173], [3.5, 7, 20, 21.25], [96, 172, 97, 173]], np.float32)
+    got = instances.normalize_boxes(boxes, (97, 173, 3))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.asarray(box_ops.normalize(boxes, (97, 173))))
+    np.testing.assert_array_equal(got[0], [0, 0, 1, 1])

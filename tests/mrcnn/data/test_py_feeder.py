@@ -132,3 +132,24 @@ print(json.dumps({"batches": len(batches), "shapes": {k: list(v.shape) for k, v 
     assert result["batches"] == 3 and result["tf"] == []
     assert result["shapes"]["gt_masks"] == [2, 6, 56, 56]
     assert len(list(tmp_path.iterdir())) == 6  # the workers filled the cache
+
+
+class CachedShapes(ShapesDataset):
+    def cache_version(self, image_id):
+        return "1"
+
+
+def test_pickles_for_spawned_workers(tmp_path):
+    import pickle
+
+    ds = CachedShapes()
+    ds.load_shapes(4, 96, 128, seed=5)
+    ds.prepare()
+    feeder = PyFeeder(ds, SmallConfig(), augmentation=FlipCrop(), mask_cache=tmp_path, seed=1)
+    batch = feeder[1]  # writes the records of its 2 images
+    copy = pickle.loads(pickle.dumps(feeder))
+    again = copy[1]
+    for key, value in batch.items():
+        np.testing.assert_array_equal(again[key], value)
+    assert copy.mask_cache.hits == feeder.mask_cache.hits + 2
+    assert copy.failures.entries() == []
