@@ -31,7 +31,8 @@ step (on the accelerator, as detectron2 does): matching ~500k anchors of a
 1024 x 2048 image costs more CPU than everything else per image. Python steps
 run in `tf.numpy_function`s, in parallel (one image per usable core),
 holding the GIL: they are kept to the small parts (the instance record,
-the resize geometry). Batches are dicts that
+the resize geometry, FlipCrop's draw). `mrcnn.data.py_feeder.PyFeeder` gives
+the same batches as NumPy arrays, without TensorFlow. Batches are dicts that
 `MaskRCNNModel` consumes:
 
     image:        [B, H, W, 3] float32, mean pixel subtracted

@@ -14,6 +14,7 @@ from mrcnn.data.image import (
     resize_geometry,
     resize_image,
     resize_mask,
+    resize_with_taps,
     unmold_image,
     validate_image,
 )
@@ -288,15 +289,18 @@ def test_resize_geometry_is_resize_image_without_the_image(kwargs):
 @pytest.mark.parametrize("shape, size, exact", [
     ((48, 64), (96, 128), True), ((96, 128), (48, 64), True), ((5, 7), (64, 64), False),
     ((48, 64), (64, 85), False), ((37, 53), (81, 117), False)])
-def test_bilinear_taps_give_resize_images_values(shape, size, exact):
+def test_resize_with_taps_gives_resize_images_values(shape, size, exact):
     image = np.random.default_rng(1).integers(20, 200, (*shape, 3), dtype=np.uint8)
-    rows, row_w = bilinear_taps(shape[0], size[0])
-    cols, col_w = bilinear_taps(shape[1], size[1])
-    out = image.astype(np.float64)
-    out = (out[rows] * row_w[..., None, None]).sum(axis=1)
-    out = (out[:, cols] * col_w[None, ..., None]).sum(axis=2)
-    # scikit-image's clip=True: zeros beyond the edges darken down to the image's minimum.
-    out = np.rint(np.clip(out, image.min(), image.max()))
-    diff = np.abs(out - _resize(image, size))
-    # float32 weights: a value within rounding of a half may round the other way.
+    out = resize_with_taps(image, size)
+    assert out.dtype == np.uint8 and out.shape == (*size, 3)
+    diff = np.abs(out.astype(int) - _resize(image, size))
+    # float32: a value within rounding of a half may round the other way.
     assert diff.max() == 0 if exact else (diff.max() <= 1 and (diff > 0).mean() < 1e-3)
+
+
+def test_bilinear_taps_weigh_two_neighbours_with_zeros_beyond_the_edges():
+    idx, weights = bilinear_taps(4, 8)  # 2x: centres at -0.25, 0.25, 0.75, ...
+    np.testing.assert_array_equal(idx[:3], [[0, 0], [0, 1], [0, 1]])
+    np.testing.assert_array_equal(weights[:3], [[0, 0.75], [0.75, 0.25], [0.25, 0.75]])
+    np.testing.assert_array_equal(idx[-1], [3, 3])
+    np.testing.assert_array_equal(weights[-1], [0.75, 0])
