@@ -20,7 +20,9 @@ busier than its default: --extra random objects per image), loads it with `Citys
   start-up included), "warm" the next `--warm-epochs` epochs (records read
   from the cache).
 
-With --scaling, instead: how warm throughput grows with cores. The cache
+With --scaling, instead: how warm throughput grows with cores (of the
+tf.data feeder, or with --feeder py of `mrcnn.data.py_feeder.PyFeeder`,
+one worker process per core). The cache
 is filled first, then the warm pipeline runs in a fresh process pinned to
 one core, then to two (`os.sched_setaffinity` before TensorFlow starts, so
 its thread pools and the pipeline's parallelism see 1 or 2 cores; cores
@@ -51,6 +53,7 @@ if REPO_ROOT not in sys.path:
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
+from keras.src.trainers.data_adapters.py_dataset_adapter import PyDatasetAdapter
 
 from cityscapes.dataset import CityscapesDataset  # noqa: E402
 from cityscapes.synthetic import generate  # noqa: E402
@@ -58,6 +61,7 @@ from mrcnn.config import Config  # noqa: E402
 from mrcnn.data import pipeline
 from mrcnn.data.augmentation import FlipCrop  # noqa: E402
 from mrcnn.data.mask_cache import MiniMaskCache, instance_record  # noqa: E402
+from mrcnn.data.py_feeder import PyFeeder
 from mrcnn.modeling.network import build_network  # noqa: E402
 
 
@@ -87,24 +91,44 @@ def time_batches(iterator, images):
     return time.perf_counter() - start
 
 
-def warm_throughput(dataset, config, cache_dir, epochs, seed):
-    """Warm images/s of build_dataset (FlipCrop, cache filled): one untimed
-    epoch, then `epochs` timed ones from the same iterator. -> (images/s,
-    CPU seconds of this process per second of them: the cores it kept busy)."""
-    batches = pipeline.build_dataset(dataset, config, shuffle=True, augmentation=FlipCrop(),
-                                     seed=seed, mask_cache=cache_dir)
-    iterator = iter(batches)
+def warm_throughput(dataset, config, cache_dir, epochs, seed, feeder="tf"):
+    """Warm images/s of a feeder (FlipCrop, cache filled): one untimed epoch,
+    then `epochs` timed ones. feeder: "tf" (build_dataset, one iterator) or
+    "py" (PyFeeder, one worker process per usable core, as Keras runs it).
+    -> (images/s, CPU seconds of this process and its workers per second
+    of them: the cores it kept busy)."""
     images = len(dataset.image_ids)
-    time_batches(iterator, images)
+    if feeder == "py":
+        cores = pipeline.usable_cpus()
+        feeder = PyFeeder(dataset, config, augmentation=FlipCrop(), seed=seed,
+                          mask_cache=cache_dir, workers=cores, use_multiprocessing=True)
+        adapter = PyDatasetAdapter(feeder, shuffle=True)
+
+        def run(epochs):
+            start = time.perf_counter()
+            for _ in range(epochs):
+                adapter.on_epoch_begin()
+                for _ in adapter.get_numpy_iterator():
+                    pass
+                adapter.on_epoch_end()
+            return time.perf_counter() - start
+    else:
+        iterator = iter(pipeline.build_dataset(dataset, config, shuffle=True,
+                                               augmentation=FlipCrop(), seed=seed,
+                                               mask_cache=cache_dir))
+
+        def run(epochs):
+            return time_batches(iterator, images * epochs)
+    run(1)
     cpu = cpu_seconds()
-    seconds = time_batches(iterator, images * epochs)
+    seconds = run(epochs)
     return images * epochs / seconds, (cpu_seconds() - cpu) / seconds
 
 
 def cpu_seconds():
-    """User + system CPU seconds of this process so far (all its threads)."""
+    """User + system CPU seconds of this process and its finished children."""
     times = os.times()
-    return times.user + times.system
+    return times.user + times.system + times.children_user + times.children_system
 
 
 def scaling(args, dataset, config, root, work):
@@ -116,7 +140,7 @@ def scaling(args, dataset, config, root, work):
         cache.get(dataset, i)
     print(f"cache filled in {time.perf_counter() - start:.1f} s")
     cores = [int(c) for c in args.cores.split(",")]
-    results = {"size": args.size, "images": len(dataset.image_ids),
+    results = {"size": args.size, "images": len(dataset.image_ids), "feeder": args.feeder,
                "warm_epochs": args.warm_epochs, "runs": []}
     for n in (1, len(cores)):
         out = os.path.join(work, f"warm-{n}.json")
@@ -125,7 +149,7 @@ def scaling(args, dataset, config, root, work):
                   "runpy.run_module('benchmarks.bench_pipeline', run_name='__main__')")
         command = [sys.executable, "-c", pinned, "--warm-only", out, "--data", root,
                    "--cache", cache_dir, "--warm-epochs", str(args.warm_epochs),
-                   "--seed", str(args.seed)]
+                   "--seed", str(args.seed), "--feeder", args.feeder]
         load = os.getloadavg()[0]
         subprocess.run(command, cwd=REPO_ROOT, check=True)
         with open(out) as f:
@@ -137,7 +161,7 @@ def scaling(args, dataset, config, root, work):
               f"load average before: {load:.1f})")
     one, two = (r["warm_images_per_s"] for r in results["runs"])
     results["ratio"] = two / one
-    print(f"\n| warm pipeline, {args.size}, {len(dataset.image_ids)} images x "
+    print(f"\n| warm {args.feeder} feeder, {args.size}, {len(dataset.image_ids)} images x "
           f"{args.warm_epochs} epochs | images/s |\n|---|---:|")
     for run in results["runs"]:
         print(f"| {len(run['cores'])} core(s) | {run['warm_images_per_s']:.1f} |")
@@ -175,6 +199,8 @@ def main(argv=None):
     parser.add_argument("--scaling", action="store_true",
                         help="warm images/s on 1 core vs 2 (see the module docstring)")
     parser.add_argument("--cores", default="0,1", help="--scaling: the two cores to use")
+    parser.add_argument("--feeder", choices=["tf", "py"], default="tf",
+                        help="--scaling: build_dataset (tf.data) or PyFeeder (worker processes)")
     parser.add_argument("--warm-only", metavar="JSON", help=argparse.SUPPRESS)
     parser.add_argument("--cache", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -185,7 +211,8 @@ def main(argv=None):
     dataset = load_dataset(args, root)
     config = BenchConfig()
     if args.warm_only:  # a --scaling child: the cache is filled
-        rate, cpu = warm_throughput(dataset, config, args.cache, args.warm_epochs, args.seed)
+        rate, cpu = warm_throughput(dataset, config, args.cache, args.warm_epochs, args.seed,
+                                    args.feeder)
         result = {"warm_images_per_s": rate, "cpu_per_s": cpu, "parallel": pipeline.usable_cpus()}
         with open(args.warm_only, "w") as f:
             json.dump(result, f)

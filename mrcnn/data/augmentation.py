@@ -177,13 +177,21 @@ def resize_like_tf(image, size, method):
     (rows, row_lerp), (cols, col_lerp) = (_tf_taps(n_in, n_out, method)
                                           for n_in, n_out in zip(image.shape[:2], size))
     if method == "nearest":
-        return image[rows[:, 0]][:, cols[:, 0]]
-    image = image.astype(np.float32)
-    x_lerp = col_lerp[None, :, None]
-    top, bottom = image[rows[:, 0]], image[rows[:, 1]]
-    top = top[:, cols[:, 0]] + (top[:, cols[:, 1]] - top[:, cols[:, 0]]) * x_lerp
-    bottom = bottom[:, cols[:, 0]] + (bottom[:, cols[:, 1]] - bottom[:, cols[:, 0]]) * x_lerp
-    return top + (bottom - top) * row_lerp[:, None, None]
+        return np.take(np.take(image, rows[:, 0], axis=0), cols[:, 0], axis=1)
+    # The kernel's top = top_left + (top_right - top_left) * x_lerp (and
+    # bottom) is one interpolation across the columns of the input rows,
+    # then out = top + (bottom - top) * y_lerp: the same float32 operations.
+    across = np.take(image, cols[:, 0], axis=1).astype(np.float32)
+    right = np.take(image, cols[:, 1], axis=1).astype(np.float32)
+    right -= across
+    right *= col_lerp[None, :, None]
+    across += right
+    top = np.take(across, rows[:, 0], axis=0)
+    bottom = np.take(across, rows[:, 1], axis=0)
+    bottom -= top
+    bottom *= row_lerp[:, None, None]
+    top += bottom
+    return top
 
 
 def _tf_taps(n_in, n_out, method):
