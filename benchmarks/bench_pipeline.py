@@ -8,7 +8,9 @@ training images of H x W in the official layout (`cityscapes.synthetic`,
 busier than its default: --extra random objects per image), loads it with `CityscapesDataset` (polygon JSON), then measures:
 
 - parts, one image at a time on one thread (median ms per image): PNG
-  decode (`load_image`), rasterising the polygons (`load_mask`), boxes +
+  decode (`load_image`, Pillow), reading and checking the PNG for the
+  graph (`load_image_file`) and decoding it there (`tf.io.decode_png`),
+  rasterising the polygons (`load_mask`), boxes +
   mini-masks from the masks, reading a cached record, and the graph part
   (resize frame, FlipCrop augmentation, padding) as one tf.function; for
   reference also the RPN targets, which the model computes in its training
@@ -230,6 +232,12 @@ def main(argv=None):
     # ---- parts, one image at a time
     parts = {}
     parts["decode PNG (load_image)"] = median_ms(dataset.load_image, ids)
+    parts["read + check PNG chunks (load_image_file)"] = median_ms(dataset.load_image_file, ids)
+    files = {i: dataset.load_image_file(i).contents for i in ids}
+    decode = tf.function(lambda contents: tf.io.decode_png(contents, channels=3))
+    decode(files[ids[0]])
+    parts["decode PNG in the graph (tf.io.decode_png)"] = median_ms(
+        lambda i: decode(files[i]), ids)
     parts["rasterise polygons (load_mask)"] = median_ms(dataset.load_mask, ids)
     loaded = {i: dataset.load_mask(i) for i in ids[:8]}
     parts["boxes + mini-masks from masks"] = median_ms(
