@@ -233,7 +233,7 @@ def main(argv=None):
     parts = {}
     parts["decode PNG (load_image)"] = median_ms(dataset.load_image, ids)
     parts["read + check PNG chunks (load_image_file)"] = median_ms(dataset.load_image_file, ids)
-    files = {i: dataset.load_image_file(i).contents for i in ids}
+    files = {i: tf.constant(dataset.load_image_file(i).contents) for i in ids}
     decode = tf.function(lambda contents: tf.io.decode_png(contents, channels=3))
     decode(files[ids[0]])
     parts["decode PNG in the graph (tf.io.decode_png)"] = median_ms(
