@@ -115,7 +115,8 @@ def mold_in_graph(contents, image, rows, row_weights, cols, col_weights, place):
 
     Arguments as load_instances_for_graph returns them: PNG `contents`
     (a string tensor, empty when `image` is given), the taps of a bilinear
-    resize that equals `image.resize_image`'s, and the placement.
+    resize equal to `image.resize_with_taps` (and so to resize_image's but
+    for values within float32 rounding of a half), and the placement.
     """
     image = tf.cond(tf.strings.length(contents) > 0,
                     lambda: tf.io.decode_png(contents, channels=3), lambda: image)
