@@ -34,9 +34,13 @@ from mrcnn.command import (  # noqa: F401  every command's plumbing, re-exported
     Parser,
     StoppedError,
     UsageError,
+    add_cpu_devices_flag,
+    add_jit_flag,
+    jit_value,
     main,
     run,
     start,
+    startup_line,
 )
 
 DATASET_HELP = (f"Cityscapes folder (leftImg8bit/, gtFine/) or 'demo' (synthetic scenes, "

@@ -50,13 +50,14 @@ def build_parser():
     a("--legacy_matterport", action="store_true", default=None,
       help="match as Matterport's compute_matches does (a ground truth taken by the "
            "top-scoring detection can be matched again); for comparison only")
-    options.add_flags(p, ("skip_bad", "decode_cache", "allow_partial"))  # as train.py's
+    options.add_flags(p, ("skip_bad", "decode_cache", "allow_partial", "jit_compile"))  # as train.py's
     return p
 
 
 def work(args):
     from cityscapes import evaluator
 
+    print(cli.startup_line(args.jit_compile), flush=True)
     fields = {f.name for f in dataclasses.fields(evaluator.EvalOptions)}
     options = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     evaluator.run(evaluator.prepare(evaluator.EvalOptions(**options)))

@@ -41,12 +41,14 @@ def build_parser():
     a("--read_ahead", type=int,
       help="pictures decoded ahead of the detection in a background thread; 0 decodes "
            "them in turn [4]")
+    command.add_jit_flag(p)
     return p
 
 
 def work(args):
     from cityscapes import predictor
 
+    print(command.startup_line(args.jit_compile), flush=True)
     fields = {f.name for f in dataclasses.fields(predictor.PredictOptions)}
     options = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     predictor.run(predictor.prepare(options))

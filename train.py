@@ -24,16 +24,19 @@ EPILOG = ("Defaults in brackets; --dataset demo changes some (cityscapes/options
 def build_parser():
     parser = cli.Parser("train.py", __doc__, epilog=EPILOG)
     options.add_flags(parser)
+    cli.add_cpu_devices_flag(parser)
     return parser
 
 
 def work(args):
     from cityscapes import trainer
-    from mrcnn.engine.devices import machine_line
+    from mrcnn.engine.devices import matmul_text
     from mrcnn.engine.run import summary_line
 
-    print(machine_line(), flush=True)
     o, resumed = options.resolve(options.given(args))
+    options.check(o)
+    print(f"{cli.startup_line(o.jit_compile, o.mixed_precision, o.gpus)}; {matmul_text()}",
+          flush=True)
     summary = trainer.run(trainer.prepare(o, resumed))
     print(summary_line(summary))
 

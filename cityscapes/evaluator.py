@@ -68,6 +68,7 @@ class EvalOptions:
     skip_bad: bool = False
     decode_cache: str = options.DECODE_CACHE  # or "none"
     allow_partial: bool = False
+    jit_compile: str = "auto"  # on | off | auto (Config.JIT_COMPILE of the models)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,10 +128,12 @@ def _model_spec(o, spec):
 
 
 def _overrides(o):
-    """Config fields set by --backbone / --image_min_dim / --image_max_dim."""
+    """Config fields set by --backbone / --image_min_dim / --image_max_dim,
+    and --jit_compile (the training run's value is not inherited)."""
     keys = {"backbone": "BACKBONE", "image_min_dim": "IMAGE_MIN_DIM",
             "image_max_dim": "IMAGE_MAX_DIM"}
-    return {field: getattr(o, k) for k, field in keys.items() if getattr(o, k) is not None}
+    fields = {field: getattr(o, k) for k, field in keys.items() if getattr(o, k) is not None}
+    return {**fields, "JIT_COMPILE": cli.jit_value(o.jit_compile)}
 
 
 def prepare(options):

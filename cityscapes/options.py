@@ -35,6 +35,7 @@ from cityscapes.config import CityscapesConfig, DemoConfig
 from cityscapes.labels import INSTANCE_CLASSES
 from cli import ANNOTATIONS, UsageError, csv, dataset_value
 from mrcnn import files
+from mrcnn.command import JIT_CHOICES, JIT_HELP, jit_value
 from mrcnn.config import BACKBONES, OPTIMIZERS
 from mrcnn.engine.schedule import FREEZABLE, LAYER_REGEX, Stage, parse_schedule
 
@@ -45,11 +46,12 @@ MASK_CACHE = os.path.join(CACHE_DIR, "minimasks")
 DECODE_CACHE = os.path.join(CACHE_DIR, "decoded_images.json")
 
 
-def _option(default, help, config=None, **flag):
-    """A TrainOptions field: default, flag help, the Config field it sets,
-    and extra argparse settings (type, choices, metavar, action)."""
-    return dataclasses.field(default=default,
-                             metadata={"help": help, "config": config, "flag": flag})
+def _option(default, help, config=None, to_config=None, **flag):
+    """A TrainOptions field: default, flag help, the Config field it sets
+    (and the function from the option's value to the field's, if not the
+    same), and extra argparse settings (type, choices, metavar, action)."""
+    return dataclasses.field(default=default, metadata={
+        "help": help, "config": config, "to_config": to_config, "flag": flag})
 
 
 @dataclasses.dataclass
@@ -98,6 +100,7 @@ class TrainOptions:
     gpus: int = _option(1, "train on N GPUs (MirroredStrategy)", "GPU_COUNT", type=int)
     mixed_precision: bool = _option(False, "mixed_float16 with loss scaling",
                                     action="store_true")
+    jit_compile: str = _option("auto", JIT_HELP, "JIT_COMPILE", jit_value, choices=JIT_CHOICES)
     seed: int = _option(None, "random seed (training, subsets)", type=int)
     evaluate: bool = _option(False, "print val mask AP@0.5 of the best checkpoint at the end",
                              action="boolean")
@@ -375,10 +378,15 @@ def decode_cache(o):
 
 
 # ---------------------------------------------------------------- Config
+def _same(value):
+    return value
+
+
 def config_fields(o, num_classes, num_train, num_val):
     """The Config fields the options set (each option's `config` field;
     steps default to one pass over each split)."""
-    fields = {f.metadata["config"]: getattr(o, name) for name, f in FIELDS.items()
+    fields = {f.metadata["config"]: (f.metadata["to_config"] or _same)(getattr(o, name))
+              for name, f in FIELDS.items()
               if f.metadata["config"] and getattr(o, name) is not None}
     batch = o.images_per_gpu * o.gpus
     fields.setdefault("STEPS_PER_EPOCH", max(1, -(-num_train // batch)))

@@ -71,6 +71,7 @@ class PredictOptions:
     skip_bad: bool = False
     read_ahead: int = 4
     allow_partial: bool = False
+    jit_compile: str = "auto"  # on | off | auto (the model's Config.JIT_COMPILE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +106,7 @@ def prepare(o):
         raise cli.UsageError(f"--format {o.format}: choose from {', '.join(FORMATS)}")
     if os.path.isfile(o.output):
         raise cli.UsageError(f"--output {o.output}: a file, not a folder")
+    command.jit_value(o.jit_compile)  # UsageError for a bad value
     try:
         inputs = media.collect(o.input)
     except ValueError as e:
@@ -209,7 +211,8 @@ def run(plan, log=print):
     from mrcnn.stream import detect_stream, frames, read_ahead
 
     o = plan.options
-    model = command.detection_model(plan.weights, plan.config, {"IMAGES_PER_GPU": o.batch},
+    overrides = {"IMAGES_PER_GPU": o.batch, "JIT_COMPILE": command.jit_value(o.jit_compile)}
+    model = command.detection_model(plan.weights, plan.config, overrides,
                                     allow_partial=o.allow_partial)
     writer = Outputs(plan)
     total = None if plan.inputs.videos else len(plan.inputs.images)

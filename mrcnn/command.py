@@ -2,9 +2,9 @@
 
 Each command builds a `Parser` (argparse with one-line errors and exit code
 2, and a --verbose flag), parses its arguments, calls `start(args)` (the
-quiet TensorFlow start-up, before anything imports TensorFlow) and runs its
-work inside `run(parser, work)`, which turns the errors every command
-shares into exit codes:
+quiet TensorFlow start-up, before anything imports TensorFlow, and
+--cpu_devices) and runs its work inside `run(parser, work)`, which turns
+the errors every command shares into exit codes:
 
     0  done
     1  the work stopped on its own terms (e.g. a sweep after failed trials,
@@ -15,7 +15,10 @@ shares into exit codes:
 The project's commands reach this through `cli.py` (which adds the
 Cityscapes flags); `python -m mrcnn.export` uses it directly. This module
 does not import TensorFlow: parsing and usage errors cost no TensorFlow
-start-up.
+start-up. The commands that train or detect print `startup_line(...)`
+first (Keras backend, devices, precision, XLA) and take --jit_compile
+(`add_jit_flag`); those that accept --gpus take --cpu_devices
+(`add_cpu_devices_flag`).
 """
 
 import argparse
@@ -50,11 +53,20 @@ class Parser(argparse.ArgumentParser):
 
 
 def start(args):
-    """The quiet start-up: TensorFlow's banner hidden unless --verbose.
-    Call it after parsing and before anything imports TensorFlow."""
+    """The quiet start-up: TensorFlow's banner hidden unless --verbose;
+    then --cpu_devices N logical CPU devices, where the command has the
+    flag. Call it after parsing and before anything imports TensorFlow,
+    JAX or Keras. UsageError when the CPU devices cannot be set up."""
+    from mrcnn.engine import devices
     from mrcnn.quiet import quiet_start
 
     quiet_start(verbose=bool(getattr(args, "verbose", False)))
+    count = getattr(args, "cpu_devices", None)
+    if count:
+        try:
+            devices.setup_cpu_devices(count)
+        except (RuntimeError, ValueError) as e:
+            raise UsageError(f"--cpu_devices {count}: {e}")
 
 
 def run(parser, work, args):
@@ -82,8 +94,57 @@ def main(parser, work, argv=None):
     """Parse argv, start quietly, run `work(args)`. -> exit code. (Commands
     that do not use TensorFlow call `run` without `start`.)"""
     args = parser.parse_args(argv)
-    start(args)
+    try:
+        start(args)
+    except UsageError as e:
+        parser.error(str(e))
     return run(parser, work, args)
+
+
+# ------------------------------------------------------ devices, precision, XLA
+JIT_FLAGS = {"on": True, "off": False, "auto": "auto"}  # -> Config.JIT_COMPILE
+JIT_CHOICES = tuple(JIT_FLAGS)
+JIT_HELP = ("XLA compilation (jit_compile) of the training step and of detect: on, off, or "
+            "auto: on where a GPU is present (Config.JIT_COMPILE)")
+
+
+def positive_int(text):
+    """argparse type: an integer >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: must be a positive integer")
+    return value
+
+
+def add_cpu_devices_flag(parser):
+    """--cpu_devices N (set up by `start`), for the commands that take --gpus."""
+    parser.add_argument("--cpu_devices", type=positive_int, metavar="N",
+                        help="split the CPU into N logical devices before the backend starts, "
+                             "so that --gpus N mirrors over them on a machine without GPUs "
+                             "(tests, CI) [one device]")
+
+
+def add_jit_flag(parser):
+    """--jit_compile on|off|auto (`JIT_HELP`), for the commands that only detect."""
+    parser.add_argument("--jit_compile", choices=JIT_CHOICES, help=JIT_HELP + " [auto]")
+
+
+def jit_value(flag):
+    """--jit_compile on / off / auto -> Config.JIT_COMPILE True / False / "auto"
+    (UsageError for another value)."""
+    if flag not in JIT_FLAGS:
+        raise UsageError(f"--jit_compile {flag}: expected one of {list(JIT_FLAGS)}")
+    return JIT_FLAGS[flag]
+
+
+def startup_line(jit_compile=None, mixed_precision=False, replicas=1):
+    """The line a command prints first (`mrcnn.engine.devices.startup_line`)
+    of its flags: --jit_compile on|off|auto (None: auto), --mixed_precision,
+    --gpus (the replicas)."""
+    from mrcnn.engine import devices
+
+    return devices.startup_line(devices.precision_policy(mixed_precision),
+                                jit_value(jit_compile or "auto"), replicas)
 
 
 # ------------------------------------------------- the commands that detect

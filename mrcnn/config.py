@@ -127,6 +127,12 @@ class Config:
     TRAIN_BN = False
     GRADIENT_CLIP_NORM = 5.0
 
+    # XLA compilation of the training step (`compile(jit_compile=...)`) and
+    # of detect's graph: True, False, or "auto": on where the Keras backend
+    # has a GPU, off otherwise (`mrcnn.engine.devices.resolve_jit_compile`;
+    # train.py / evaluate.py / predict.py --jit_compile on|off|auto).
+    JIT_COMPILE = "auto"
+
     def __init__(self):
         self.BATCH_SIZE = self.IMAGES_PER_GPU * self.GPU_COUNT
         c = self.IMAGE_CHANNEL_COUNT
@@ -187,6 +193,8 @@ class Config:
             fail("LOSS_WEIGHTS", f"unknown losses {sorted(unknown)}; known: {LOSS_NAMES}")
         if len(self.MINI_MASK_SHAPE) != 2 or len(self.MASK_SHAPE) != 2:
             fail("MASK_SHAPE", "MASK_SHAPE and MINI_MASK_SHAPE must be (height, width)")
+        if not (self.JIT_COMPILE == "auto" or isinstance(self.JIT_COMPILE, bool)):
+            fail("JIT_COMPILE", 'must be True, False or "auto"')
         if self.MASK_SHAPE[0] != 2 * self.MASK_POOL_SIZE:
             fail("MASK_SHAPE", f"must be twice MASK_POOL_SIZE ({self.MASK_POOL_SIZE}): "
                  "the mask head upsamples once")

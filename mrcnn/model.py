@@ -45,7 +45,15 @@ from mrcnn.data.image import (
 )
 from mrcnn.data.image_check import DECODE_ERRORS
 from mrcnn.engine import callbacks as run_callbacks
-from mrcnn.engine import faults, optimizers, run_dir, run_record, skipped, trainable
+from mrcnn.engine import (
+    devices,
+    faults,
+    optimizers,
+    run_dir,
+    run_record,
+    skipped,
+    trainable,
+)
 from mrcnn.modeling import anchors as anchor_boxes
 from mrcnn.modeling import box_ops, postprocess, targets
 from mrcnn.modeling.network import MODES, build_network
@@ -215,7 +223,7 @@ class MaskRCNN:
         callbacks = self._run_callbacks() + list(custom_callbacks or [])
         # The optimizer's variables must belong to the model's strategy.
         # Under the mixed_float16 policy, compile wraps the optimizer in a
-        # LossScaleOptimizer.
+        # LossScaleOptimizer. XLA as config.JIT_COMPILE says ("auto": on a GPU).
         # A stage that trains the same weights as the previous call keeps its
         # compiled step and optimizer state; only the learning rate changes
         # (tracing the step costs 20-30 s on a CPU).
@@ -229,7 +237,7 @@ class MaskRCNN:
                         config.OPTIMIZER, learning_rate, config.LEARNING_MOMENTUM,
                         config.GRADIENT_CLIP_NORM,
                     ),
-                    jit_compile=False,
+                    jit_compile=devices.resolve_jit_compile(config.JIT_COMPILE),
                 )
                 # Slots made now, not in the first trace of the step: a
                 # tf.function that creates variables is traced twice.
@@ -339,10 +347,10 @@ class MaskRCNN:
             log("image_metas", metas)
             anchors = self.get_anchors(molded.shape[1:])
             log("anchors", np.broadcast_to(anchors, (len(molded),) + anchors.shape))
-        if self._infer is None:
+        if self._infer is None:  # XLA as config.JIT_COMPILE says ("auto": on a GPU)
             self._infer = tf.function(
-                lambda inputs: self.keras_model(inputs, training=False),
-                reduce_retracing=True, jit_compile=False,
+                lambda inputs: self.keras_model(inputs, training=False), reduce_retracing=True,
+                jit_compile=devices.resolve_jit_compile(self.config.JIT_COMPILE),
             )
         out = self._infer({"image": tf.constant(molded), "image_meta": tf.constant(metas)})
         results = []

@@ -26,8 +26,13 @@ with train.py / evaluate.py on the demo) and how quiet_start hides them:
 - absl / Keras Python logging printed nothing at start-up.
 
 The lines kept aside are shown if a step fails. A GPU that is present but
-unusable is a real problem and is reported in one line (`gpu_problem`); a
-machine without a GPU is not.
+unusable is a real problem and is reported in one line (`gpu_problem`), and
+on a machine with an NVIDIA GPU each kept line saying that a CUDA library
+did not load is shown too (`cuda_load_lines`); there TensorFlow's warnings
+are kept (TF_CPP_MIN_LOG_LEVEL 1, unless the user set it: `tf_log_level`),
+since "Cannot dlopen some GPU libraries" is one. A machine without a GPU
+hears nothing about CUDA. Under another Keras backend (KERAS_BACKEND=jax)
+nothing here imports TensorFlow; JAX warns about its GPU itself.
 """
 
 import contextlib
@@ -90,6 +95,26 @@ _REASONS = ("cuInit", "CUDA error", "Cannot dlopen", "Could not load dynamic lib
 _LOG_PREFIX = re.compile(r"^[IWEF]\d{4} [\d:. ]+\s+\d+ [\w.]+:\d+\] ")
 
 
+# Lines of TensorFlow's log that say a CUDA library did not load.
+_CUDA_LOAD = ("Cannot dlopen", "Could not load dynamic library", "dlerror", "cuInit",
+              "CUDA error")
+
+
+def cuda_load_lines(log):
+    """The lines of a kept start-up log that say a CUDA library did not load,
+    without absl's prefix, each once, in order."""
+    lines = [_LOG_PREFIX.sub("", line).strip() for line in (log or "").splitlines()]
+    found = [line for line in lines if any(key in line for key in _CUDA_LOAD)]
+    return list(dict.fromkeys(found))
+
+
+def tf_log_level(gpus, verbose=False):
+    """TF_CPP_MIN_LOG_LEVEL before TensorFlow starts, where the user did not
+    set it: "0" when verbose; "1" (warnings kept, for the CUDA ones) on a
+    machine with GPUs; else "2"."""
+    return "0" if verbose else "1" if gpus else "2"
+
+
 def gpu_problem(gpus, tf_gpus, log="", visible=None, built_with_cuda=True):
     """One line reporting a GPU that is present but unusable, or None.
 
@@ -123,16 +148,24 @@ def quiet_start(verbose=False):
     verbose=False hides TensorFlow's start-up lines (module docstring);
     verbose=True hides nothing (TF_CPP_MIN_LOG_LEVEL 0 unless the user set
     it). Either way a GPU that is present but unusable is reported on
-    stderr in one line. Later calls do nothing.
+    stderr in one line, and on a machine with a GPU the kept lines about
+    CUDA libraries that did not load. Under a Keras backend other than
+    TensorFlow it does nothing. Later calls do nothing.
     """
     global _started
+    from mrcnn.engine.devices import backend_name
+
     if _started:
         return
-    if verbose:
-        import mrcnn
+    _started = True
+    if backend_name() != "tensorflow":
+        return
+    import mrcnn
 
-        if not mrcnn.TF_LOG_LEVEL_FROM_USER and "tensorflow" not in sys.modules:
-            os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
+    gpus = nvidia_gpus()
+    if not mrcnn.TF_LOG_LEVEL_FROM_USER and "tensorflow" not in sys.modules:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = tf_log_level(gpus, verbose)
+    if verbose:
         import tensorflow as tf
 
         tf_gpus, log = tf.config.list_physical_devices("GPU"), None
@@ -143,8 +176,11 @@ def quiet_start(verbose=False):
             tf_gpus = tf.config.list_physical_devices("GPU")
             _log_once_lines(tf)
             log = kept()
-    _started = True
-    problem = gpu_problem(nvidia_gpus(), tf_gpus, log, os.environ.get("CUDA_VISIBLE_DEVICES"),
+    problem = gpu_problem(gpus, tf_gpus, log, os.environ.get("CUDA_VISIBLE_DEVICES"),
                           tf.test.is_built_with_cuda())
-    if problem:
-        print(problem, file=sys.stderr, flush=True)
+    shown = [problem] if problem else []
+    if gpus and log:
+        shown += [f"CUDA: {line}" for line in cuda_load_lines(log)
+                  if not problem or line[:100] not in problem]
+    for line in shown:
+        print(line, file=sys.stderr, flush=True)

@@ -24,7 +24,7 @@ TRAIN_OPTIONS = ("dataset", "annotations", "hparams", "weights", "exclude", "all
                  "backbone", "layers", "augment",
                  "freeze", "classes", "images_per_gpu", "image_min_dim", "image_max_dim",
                  "steps_per_epoch", "validation_steps", "gpus", "mixed_precision",
-                 "mask_cache", "seed", "skip_bad", "decode_cache")
+                 "jit_compile", "mask_cache", "seed", "skip_bad", "decode_cache")
 
 
 def build_parser():
@@ -61,6 +61,7 @@ def build_parser():
     a("--top", type=int, default=10, help="rows of the results table [10]")
     g = p.add_argument_group("train.py options every trial starts from (see train.py --help)")
     options.add_flags(p, TRAIN_OPTIONS, group=g)
+    cli.add_cpu_devices_flag(g)
     return p
 
 

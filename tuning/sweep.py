@@ -274,10 +274,11 @@ def train_options(base, data):
 
 
 # ------------------------------------------------------------------- run
-def prepare(settings):
+def prepare(settings, log=None):
     """Every check, before any trial. -> dict(role, base, space, record, base_hparams, data)
 
-    settings: SweepSettings, or a dict of its fields."""
+    settings: SweepSettings, or a dict of its fields; log: where the
+    start-up line goes (devices, precision, XLA of the base options)."""
     settings = settings_of(settings)
     check_numbers(settings)
     objectives.check(settings.objective)
@@ -290,6 +291,8 @@ def prepare(settings):
         raise UsageError("--weights last: a sweep starts every trial anew; give coco, "
                          "imagenet, none or a file")
     base, _ = opts.resolve(explicit)
+    if log:
+        log(cli.startup_line(base.jit_compile, base.mixed_precision, base.gpus))
     base_hparams = opts.read_hparams(explicit["hparams"]) if explicit.get("hparams") else {}
     space = resolve_space(settings, base)
     checked = check_trials(space, base)
@@ -331,7 +334,7 @@ def run(settings, log=print):
     -> summary dict: role, project, trials (records), results (paths or
     None on a worker), export (the exported dict or None)."""
     settings = settings_of(settings)
-    prepared = prepare(settings)
+    prepared = prepare(settings, log)
     tuner = make_tuner(settings, prepared)
     project = tuner.project_dir
     meta = write_meta(project, prepared["record"], settings, prepared["base_hparams"],

@@ -71,6 +71,8 @@ def iou_from_overlaps(intersection, gt_pixels, pred_pixels):
     return np.where(union > 0, inter / np.maximum(union, 1.0), 0.0).astype(np.float32)
 
 
+# A metric helper on small host-side arrays, not the model: it stays off XLA
+# whatever Config.JIT_COMPILE says (no --jit_compile here).
 @tf.function(reduce_retracing=True, jit_compile=False)
 def sweep_matches(iou, thresholds, legacy_matterport=False):
     """Greedy matching at every threshold for a batch of images.

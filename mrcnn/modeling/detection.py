@@ -6,7 +6,6 @@ Shape shorthand:
     boxes normalised to [0, 1], (y1, x1, y2, x2)
 """
 
-import tensorflow as tf
 from keras import ops
 
 from mrcnn.modeling import box_ops
@@ -50,5 +49,5 @@ def detect_batch(rois, probs, deltas, windows, *, max_instances, min_confidence,
 def refine_detections(rois, probs, deltas, window, **kwargs):
     """`detect_batch` of one image: rois [N, 4], probs [N, C], deltas
     [N, C, 4], window [4] -> [D, 6]."""
-    batch = [tf.convert_to_tensor(x, tf.float32)[None] for x in (rois, probs, deltas, window)]
+    batch = [ops.cast(ops.convert_to_tensor(x), "float32")[None] for x in (rois, probs, deltas, window)]
     return detect_batch(*batch, **kwargs)[0]

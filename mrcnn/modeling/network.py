@@ -40,7 +40,7 @@ import numpy as np
 from keras import ops
 
 from mrcnn.config import LOSS_NAMES
-from mrcnn.data.image import compose_image_meta, parse_image_meta_graph
+from mrcnn.data.image import parse_image_meta_graph
 from mrcnn.modeling import box_ops, detection, losses, matching, proposals, targets
 from mrcnn.modeling.anchors import Anchors
 from mrcnn.modeling.backbone import build_backbone
@@ -152,28 +152,10 @@ def _floats(values):
 
 
 def build_network(config, mode):
-    """The `MaskRCNNModel` of a Config, its weights created (one dummy call)."""
+    """The `MaskRCNNModel` of a Config, its weights created."""
     model = MaskRCNNModel(mode, config.NUM_CLASSES, **specs_from_config(config, mode))
-    mask_hw = tuple(config.MINI_MASK_SHAPE) if config.USE_MINI_MASK else None
-    model(dummy_inputs(config.NUM_CLASSES, mode, mask_hw), training=False)
+    model.create_weights()
     return model
-
-
-def dummy_inputs(num_classes, mode, mask_hw=None, size=64):
-    """Smallest inputs that run every layer once (to create the weights).
-    mask_hw: the ground-truth masks' (h, w) in training (None: full size)."""
-    inputs = {
-        "image": np.zeros([1, size, size, 3], np.float32),
-        "image_meta": compose_image_meta(0, (size, size, 3), (size, size, 3),
-                                         (0, 0, size, size), 1.0,
-                                         np.ones(num_classes))[None].astype(np.float32),
-    }
-    if mode == "training":
-        mask_hw = mask_hw or (size, size)
-        inputs.update(gt_class_ids=np.zeros([1, 1], np.int32),
-                      gt_boxes=np.zeros([1, 1, 4], np.float32),
-                      gt_masks=np.zeros([1, 1, *mask_hw], np.uint8))
-    return inputs
 
 
 # The inference graph's tensors, by Matterport's layer names (the keys of
@@ -267,6 +249,18 @@ class MaskRCNNModel(keras.Model):
         config = dict(config)
         specs = {k: SPECS[k](**config.pop(k)) for k in SPECS}
         return cls(**config, **specs)
+
+    def create_weights(self, size=64):
+        """Create every weight by running each part once on a small image
+        (backbone, RPN, heads on one ROI): no proposals, targets or NMS, so
+        it is quick also op by op (JAX eager)."""
+        image = np.zeros([1, size, size, 3], np.float32)
+        maps = self.backbone(image, training=False)
+        self._rpn(maps)
+        rois = np.array([[[0.0, 0.0, 1.0, 1.0]]], np.float32)
+        self._heads(rois, maps[:4], (size, size), False)
+        self._masks(rois, maps[:4], (size, size), False)
+        self.built = True
 
     # ------------------------------------------------------------- the graph
     def anchors(self, image_shape):

@@ -6,7 +6,6 @@ Shape shorthand:
     boxes normalised to [0, 1], (y1, x1, y2, x2)
 """
 
-import tensorflow as tf
 from keras import ops
 
 from mrcnn.modeling import box_ops
@@ -24,10 +23,14 @@ def generate_proposals(rpn_probs, rpn_deltas, anchors, *, proposal_count, nms_th
     zero-padded when fewer survive NMS (nms.py: greedy NMS, static shapes).
     """
     scores = rpn_probs[:, :, 1]
-    k = tf.minimum(pre_nms_limit, tf.shape(anchors)[0])
-    scores, idx = tf.math.top_k(scores, k=k, sorted=True)  # [B, K]
-    deltas = tf.gather(rpn_deltas, idx, batch_dims=1)  # [B, K, 4]
-    boxes = box_ops.decode(tf.gather(anchors, idx), deltas, std_dev)
+    num_anchors = anchors.shape[0]
+    if num_anchors is None:  # image size not static: TensorFlow graphs only
+        k = ops.minimum(pre_nms_limit, ops.shape(anchors)[0])
+    else:
+        k = min(pre_nms_limit, num_anchors)
+    scores, idx = ops.top_k(scores, k=k, sorted=True)  # [B, K]
+    deltas = ops.take_along_axis(rpn_deltas, idx[..., None], axis=1)  # [B, K, 4]
+    boxes = box_ops.decode(ops.take(anchors, idx, axis=0), deltas, std_dev)
     boxes = box_ops.clip(boxes, [0.0, 0.0, 1.0, 1.0])
 
     keep, valid = non_max_suppression(boxes, scores, proposal_count, nms_threshold)

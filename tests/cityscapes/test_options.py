@@ -124,6 +124,7 @@ def test_dataset_from_environment(monkeypatch, root):
     (dict(classes="car,plane"), r"unknown classes \['plane'\]"),
     (dict(freeze="rpn,heads"), r"unknown parts \['heads'\]"),
     (dict(annotations="xml"), r"--annotations xml: expected one of"),
+    ({"jit_compile": "yes"}, r"--jit_compile yes: expected one of"),
     (dict(weights="nowhere.h5"), "--weights nowhere.h5: no such file"),
     (dict(weights="coco", backbone="resnet50"), "COCO weights are ResNet-101"),
     (dict(weights="imagenet", backbone="resnet14"), "no published ImageNet weights for "
@@ -169,6 +170,14 @@ def test_config_fields_map_each_option_once():
     assert (fields["STEPS_PER_EPOCH"], fields["VALIDATION_STEPS"]) == (3, 1)  # one pass
 
 
+@pytest.mark.parametrize("flag, field", [(None, "auto"), ("on", True), ("off", False),
+                                         ("auto", "auto")])
+def test_jit_compile_reaches_the_config(flag, field):
+    o = resolve(dataset="demo", **({"jit_compile": flag} if flag else {}))
+    config = options.config_class("demo").from_dict(options.config_fields(o, 4, 9, 3))
+    assert config.JIT_COMPILE == field and type(config.JIT_COMPILE) is type(field)
+
+
 def test_parser_flags_come_from_the_options():
     import cli
 
@@ -176,6 +185,7 @@ def test_parser_flags_come_from_the_options():
     options.add_flags(parser)
     args = parser.parse_args(["--lr", "0.01", "--no-evaluate", "--mixed_precision"])
     assert options.given(args) == {"lr": 0.01, "evaluate": False, "mixed_precision": True}
+    assert options.given(parser.parse_args(["--jit_compile", "off"])) == {"jit_compile": "off"}
     assert os.path.basename(options.MASK_CACHE) == "minimasks"
 
 

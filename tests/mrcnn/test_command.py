@@ -1,7 +1,11 @@
-"""mrcnn/command.py: the model flags of the commands that detect."""
+"""mrcnn/command.py: the model flags of the commands that detect; --jit_compile,
+--cpu_devices and the start-up line."""
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -45,3 +49,47 @@ def test_model_source_reads_the_run_config_with_the_flags_on_top(tmp_path):
                              (tmp_path / "none.h5", "no such file")):
         with pytest.raises(command.UsageError, match=f"--weights {weights}: .*{message}"):
             command.model_source(argparse.Namespace(**{**vars(args), "weights": str(weights)}))
+
+
+# ------------------------------------------------------ devices, precision, XLA
+def test_jit_flag_values():
+    parser = command.Parser("test")
+    command.add_jit_flag(parser)
+    assert parser.parse_args([]).jit_compile is None
+    assert [command.jit_value(v) for v in ("on", "off", "auto")] == [True, False, "auto"]
+    with pytest.raises(command.UsageError, match="--jit_compile yes: expected one of"):
+        command.jit_value("yes")
+    assert command.startup_line("off").endswith("; precision: float32; XLA: off")
+    assert "precision: mixed_float16; XLA: off (auto, no GPU)" in command.startup_line(
+        mixed_precision=True)
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_cpu_devices_must_be_a_positive_integer(value, capsys):
+    parser = command.Parser("test")
+    command.add_cpu_devices_flag(parser)
+    assert parser.parse_args(["--cpu_devices", "3"]).cpu_devices == 3
+    with pytest.raises(SystemExit) as stop:
+        parser.parse_args(["--cpu_devices", value])
+    assert stop.value.code == command.EXIT_USAGE and "--cpu_devices" in capsys.readouterr().err
+
+
+# A command's start under JAX with TensorFlow unimportable: the quiet start
+# leaves TensorFlow alone, --cpu_devices 2 splits the CPU before JAX starts.
+JAX_START = """
+import argparse, sys
+sys.modules["tensorflow"] = None
+from mrcnn import command
+command.start(argparse.Namespace(verbose=False, cpu_devices=2))
+print(command.startup_line("auto", replicas=2))
+"""
+
+
+def test_start_under_jax_sets_up_the_cpu_devices_without_tensorflow():
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": root}
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.run([sys.executable, "-c", JAX_START], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "(jax " in proc.stdout and "replicas: 2 (cpu:0, cpu:1)" in proc.stdout

@@ -21,6 +21,7 @@ def test_matterport_defaults_and_derived_values():
     assert c.IMAGE_SHAPE.tolist() == [1024, 1024, 3]
     assert c.IMAGE_META_SIZE == 12 + 11
     assert c.OPTIMIZER == "sgd" and c.GRADIENT_CLIP_NORM == 5.0
+    assert c.JIT_COMPILE == "auto"
 
 
 @pytest.mark.parametrize(
@@ -35,6 +36,7 @@ def test_matterport_defaults_and_derived_values():
         ("LOSS_WEIGHTS", {"rpn_loss": 1.0}, "unknown losses"),
         ("DETECTION_MIN_CONFIDENCE", 1.5, r"\[0, 1\]"),
         ("IMAGES_PER_GPU", 0, "positive integer"),
+        ("JIT_COMPILE", "on", 'True, False or "auto"'),
     ],
 )
 def test_bad_values_fail_at_construction_naming_the_field(field, value, message):
@@ -47,12 +49,13 @@ def test_dict_round_trip_through_json():
     c = Cityscapes()
     values = json.loads(json.dumps(c.to_dict()))
     values["LEARNING_RATE"] = 0.02
+    values["JIT_COMPILE"] = False
     back = Cityscapes.from_dict(values)
-    assert back.LEARNING_RATE == 0.02
+    assert back.LEARNING_RATE == 0.02 and back.JIT_COMPILE is False
     assert isinstance(back.MEAN_PIXEL, np.ndarray)
     np.testing.assert_array_equal(back.MEAN_PIXEL, c.MEAN_PIXEL)
     assert back.MINI_MASK_SHAPE == (56, 56)
-    assert back.to_dict() == {**c.to_dict(), "LEARNING_RATE": 0.02}
+    assert back.to_dict() == {**c.to_dict(), "LEARNING_RATE": 0.02, "JIT_COMPILE": False}
 
 
 def test_from_dict_rejects_unknown_fields():

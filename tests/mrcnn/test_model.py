@@ -145,6 +145,29 @@ def test_detect_returns_documented_shapes_for_images_of_any_size(trained):
             assert set(r["class_ids"]) <= {1, 2, 3}
 
 
+def test_detect_under_xla_gives_the_same_detections(trained):
+    """JIT_COMPILE=True compiles detect's graph with XLA; same detections
+    as without (on this CPU "auto" is off, the default elsewhere)."""
+    model, _, _, logs = trained
+    images = [shapes(2).load_image(i) for i in range(2)]
+    results = {}
+    for jit in (False, True):
+        config = type("Jit", (TinyInferenceConfig,), {"JIT_COMPILE": jit})()
+        infer = MaskRCNN("inference", config, logs)
+        infer.load_weights(model.find_last(), by_name=True)
+        results[jit] = infer.detect(images)
+        assert infer._infer._jit_compile is jit
+    for off, on in zip(results[False], results[True]):
+        # The RPN's proposals (this tiny model may detect nothing), within a pixel.
+        assert on["proposals"].shape == off["proposals"].shape == (
+            TinyInferenceConfig.POST_NMS_ROIS_INFERENCE, 4)
+        assert np.abs(on["proposals"] - off["proposals"]).max() <= 1
+        np.testing.assert_array_equal(on["class_ids"], off["class_ids"])
+        np.testing.assert_allclose(on["scores"], off["scores"], atol=1e-4)
+        assert np.abs(on["rois"] - off["rois"]).max(initial=0) <= 1
+        assert (on["masks"] != off["masks"]).sum() <= 1e-3 * on["masks"].size
+
+
 def test_detect_rejects_bad_input(trained):
     model, _, _, logs = trained
     infer = MaskRCNN("inference", TinyInferenceConfig(), logs)

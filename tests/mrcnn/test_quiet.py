@@ -90,3 +90,24 @@ def test_gpu_problem_reasons():
     assert quiet.gpu_problem(gpu, [], None).endswith("see TensorFlow's log above")
     long = quiet.gpu_problem(gpu, [], "E0000 00:00:1.0 1 a.cc:1] CUDA error: " + "x" * 500)
     assert len(long) < 320 and long.endswith("...")
+
+
+DLOPEN_LOG = ("W0000 00:00:1.0 1 gpu_device.cc:2342] Cannot dlopen some GPU libraries. Please "
+              "make sure the missing libraries mentioned above are installed properly.\n"
+              "I0000 00:00:1.0 1 cpu_feature_guard.cc:210] This TensorFlow binary is optimized\n"
+              "W0000 00:00:1.0 1 gpu_device.cc:2342] Cannot dlopen some GPU libraries. Please "
+              "make sure the missing libraries mentioned above are installed properly.\n")
+
+
+def test_cuda_load_lines_each_once_without_prefix():
+    assert quiet.cuda_load_lines(DLOPEN_LOG) == [
+        ("Cannot dlopen some GPU libraries. Please make sure the missing libraries mentioned "
+         "above are installed properly.")]
+    assert quiet.cuda_load_lines(CUINIT_LOG)[-1].startswith("failed call to cuInit")
+    assert quiet.cuda_load_lines("") == quiet.cuda_load_lines(None) == []
+
+
+def test_warnings_are_kept_on_a_machine_with_a_gpu():
+    assert quiet.tf_log_level(["/dev/nvidia0"]) == "1"  # "Cannot dlopen" is a warning
+    assert quiet.tf_log_level([]) == "2"
+    assert quiet.tf_log_level([], verbose=True) == quiet.tf_log_level(["/dev/nvidia0"], True) == "0"

@@ -96,8 +96,9 @@ def test_generate_proposals_count_and_pre_nms_limit():
 
 def test_generate_proposals_std_dev_and_no_gradient():
     probs, deltas = _inputs()
-    probs, deltas = tf.constant(probs), tf.Variable(deltas)
+    probs, deltas = tf.constant(probs), tf.constant(deltas)
     with tf.GradientTape() as tape:
+        tape.watch(deltas)
         out = generate_proposals(
             probs, deltas, ANCHORS, proposal_count=6, std_dev=(1.0, 1.0, 1.0, 1.0)
         )
