@@ -26,11 +26,14 @@ overlap it are neither positives nor negatives.
 skipped and listed image (`skipped`), before a model is built.
 """
 
+import contextlib
 import logging
 import os
 
 import numpy as np
 from PIL import Image
+
+from mrcnn.data import png_file
 
 logger = logging.getLogger(__name__)
 
@@ -125,13 +128,27 @@ class Dataset:
         the stored pixels). Raises FileNotFoundError / OSError naming the file.
         """
         path = self.image_info[image_id]["path"]
-        try:
-            with Image.open(path) as img:
-                return np.asarray(img.convert("RGB"), dtype=np.uint8)
-        except FileNotFoundError as e:
-            raise FileNotFoundError(f"image {image_id}: no such file: {path}") from e
-        except OSError as e:
-            raise OSError(f"image {image_id}: cannot read image file {path}: {e}") from e
+        with _file_errors(image_id, path), Image.open(path) as img:
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+    def load_image_file(self, image_id):
+        """The image as an undecoded PNG, for the input pipeline's graph, or None.
+
+        A `png_file.PngFile` (contents, height, width) when `load_image` is
+        this class's own (it decodes the file at "path" as stored) and that
+        file is an 8-bit PNG, which `tf.io.decode_png` decodes to the same
+        pixels outside the GIL; None otherwise, and the pipeline calls
+        `load_image`. A subclass whose `load_image` decodes such files the
+        same way may override this to return them. Raises what load_image
+        raises for a missing, truncated or damaged file.
+        """
+        if getattr(self.load_image, "__func__", None) is not Dataset.load_image:
+            return None
+        path = self.image_info[image_id].get("path")
+        if not isinstance(path, (str, os.PathLike)):
+            return None
+        with _file_errors(image_id, path):
+            return png_file.read_png(path)
 
     # ------------------------------------------------------------ checking
     def image_files(self, image_id):
@@ -198,6 +215,17 @@ class Dataset:
         else:
             height, width = self.load_image(image_id).shape[:2]
         return np.zeros((height, width, 0), dtype=bool), np.zeros((0,), dtype=np.int32)
+
+
+@contextlib.contextmanager
+def _file_errors(image_id, path):
+    """Re-raise a failed read of image `image_id`'s file naming the image and file."""
+    try:
+        yield
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"image {image_id}: no such file: {path}") from e
+    except OSError as e:
+        raise OSError(f"image {image_id}: cannot read image file {path}: {e}") from e
 
 
 def _clean_name(name):

@@ -47,6 +47,12 @@ class FeedFailures:
         self.failed = {}  # image_id -> {"path", "reason", "times"}
         self._lock = threading.Lock()
 
+    def __getstate__(self):  # to worker processes (the PyDataset feeder): no lock
+        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _lock=threading.Lock())
+
     @property
     def limit(self):
         """How many distinct images may fail without stopping the run."""

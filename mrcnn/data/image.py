@@ -51,18 +51,44 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
         padding: [(top, bottom), (left, right), (0, 0)] zero padding added.
         crop: (y, x, h, w) of the crop taken, or None.
     """
-    if mode not in RESIZE_MODES:
-        raise ValueError(f"unknown resize mode {mode!r}; expected one of {RESIZE_MODES}")
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"expected an image of shape [H, W, C], got shape {list(image.shape)}")
+    size, window, scale, padding, crop = resize_geometry(
+        image.shape[0], image.shape[1], min_dim, max_dim, min_scale, mode, rng)
+    return apply_geometry(image, size, padding, crop, round_values), window, scale, padding, crop
+
+
+def apply_geometry(image, size, padding, crop, round_values=True, resize=None):
+    """Resize image [H, W, C] to `size`, then pad or crop it (resize_geometry's
+    results; round_values as resize_image's) -> [h, w, C], same dtype.
+    resize: None (scikit-image's, `_resize`) or a function (image, size) -> image."""
+    if tuple(size) != image.shape[:2]:
+        image = _resize(image, size, round_values) if resize is None else resize(image, size)
+    if crop is not None:
+        y, x, h, w = crop
+        return image[y:y + h, x:x + w]
+    return np.pad(image, padding) if np.any(padding) else image
+
+
+def resize_geometry(height, width, min_dim=None, max_dim=None, min_scale=None, mode="square",
+                    rng=None):
+    """What `resize_image` does to an image of `height` x `width`, without the image.
+
+    Arguments as resize_image's (rng draws the "crop" position, the same
+    draws as resize_image). Returns (size, window, scale, padding, crop):
+    size (h, w) after scaling and before padding / cropping, the others as
+    resize_image returns them.
+    """
+    if mode not in RESIZE_MODES:
+        raise ValueError(f"unknown resize mode {mode!r}; expected one of {RESIZE_MODES}")
     for name, value in (("min_dim", min_dim), ("max_dim", max_dim), ("min_scale", min_scale)):
         if value is not None and value < 0:
             raise ValueError(f"{name} must not be negative, got {value}")
-    h, w = image.shape[:2]
+    h, w = int(height), int(width)
     padding = [(0, 0), (0, 0), (0, 0)]
     if mode == "none":
-        return image, (0, 0, h, w), 1.0, padding, None
+        return (h, w), (0, 0, h, w), 1.0, padding, None
     if mode == "square" and not max_dim:
         raise ValueError("resize mode 'square' needs max_dim")
     if mode == "pad64" and min_dim and min_dim % 64:
@@ -80,15 +106,14 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
     if mode in ("square", "fit64") and round(max(h, w) * scale) > max_dim:
         scale = max_dim / max(h, w)
     if scale != 1:
-        image = _resize(image, scaled_size(h, w, scale), round_values)
-    h, w = image.shape[:2]
+        h, w = scaled_size(h, w, scale)
+    size = (h, w)
 
     if mode == "crop":
         rng = np.random.default_rng() if rng is None else rng
         y = int(rng.integers(0, h - min_dim + 1))
         x = int(rng.integers(0, w - min_dim + 1))
-        crop = (y, x, min_dim, min_dim)
-        return image[y:y + min_dim, x:x + min_dim], (0, 0, min_dim, min_dim), scale, padding, crop
+        return size, (0, 0, min_dim, min_dim), scale, padding, (y, x, min_dim, min_dim)
 
     if mode == "square":
         out_h, out_w = max_dim, max_dim
@@ -96,8 +121,20 @@ def resize_image(image, min_dim=None, max_dim=None, min_scale=None, mode="square
         out_h, out_w = -(-h // 64) * 64, -(-w // 64) * 64
     top, left = (out_h - h) // 2, (out_w - w) // 2
     padding = [(top, out_h - h - top), (left, out_w - w - left), (0, 0)]
-    image = np.pad(image, padding)
-    return image, (top, left, top + h, left + w), scale, padding, None
+    return size, (top, left, top + h, left + w), scale, padding, None
+
+
+def placement(size, padding, crop):
+    """Where the molded image lies on the scaled one: (y, x, h, w).
+
+    size, padding, crop: as resize_geometry returns them. Molded pixel
+    (i, j) is scaled pixel (y + i, x + j), zero where that is outside the
+    scaled image (padding gives y, x <= 0); the molded image is h x w.
+    """
+    if crop is not None:
+        return tuple(int(v) for v in crop)
+    (top, bottom), (left, right) = padding[0], padding[1]
+    return -top, -left, size[0] + top + bottom, size[1] + left + right
 
 
 def resize_mask(mask, scale, padding, crop=None):
@@ -133,6 +170,38 @@ def _resize(image, size, round_values=True):
     if round_values and np.issubdtype(image.dtype, np.integer):
         out = np.rint(out)
     return out.astype(image.dtype)
+
+
+def bilinear_taps(n_in, n_out):
+    """One axis of `_resize` as two taps per output pixel.
+
+    Output pixel i is centred at source position (i + 0.5) * n_in / n_out
+    - 0.5 and interpolated from its two neighbours, with zeros beyond the
+    source's edges (scikit-image's order=1, mode="constant"). Returns
+    indices int32 [n_out, 2] (clipped into range) and weights float32
+    [n_out, 2] (0 for a neighbour beyond an edge). Resizing an image is
+    `sum_k w[:, k] * image[idx[:, k]]` along each axis in turn.
+    """
+    position = (np.arange(n_out) + 0.5) * (n_in / n_out) - 0.5
+    low = np.floor(position)
+    frac = position - low
+    idx = low[:, None].astype(np.int64) + np.arange(2)
+    weights = np.stack([1.0 - frac, frac], axis=1)
+    weights[(idx < 0) | (idx >= n_in)] = 0.0
+    return np.clip(idx, 0, n_in - 1).astype(np.int32), weights.astype(np.float32)
+
+
+def resize_with_taps(image, size):
+    """`_resize` of uint8 [H, W, C] to `size` (h, w) by bilinear_taps, in
+    float32 as the input pipeline's graph computes it (rounding of values
+    within float error of a half may differ from _resize's) -> uint8."""
+    (rows, row_w), (cols, col_w) = bilinear_taps(image.shape[0], size[0]), bilinear_taps(
+        image.shape[1], size[1])
+    out = image.astype(np.float32)
+    out = out[rows[:, 0]] * row_w[:, 0, None, None] + out[rows[:, 1]] * row_w[:, 1, None, None]
+    out = out[:, cols[:, 0]] * col_w[None, :, 0, None] + out[:, cols[:, 1]] * col_w[None, :, 1, None]
+    # scikit-image's clip=True: within the image's own value range.
+    return np.rint(np.clip(out, image.min(), image.max())).astype(np.uint8)
 
 
 def _nearest_indices(n_in, n_out):

@@ -19,6 +19,11 @@ annotations change), the mini-mask shape and RECORD_VERSION; a file with
 another key is recomputed and replaced, and a dataset whose
 `cache_version` is None is never cached. Files are written atomically and
 an unreadable one is recomputed, so an interrupted run leaves no bad entry.
+
+Records are computed in NumPy (mrcnn/data/instances.py: the same boxes and
+mini-masks as the TensorFlow functions of masks.py, and at 1024 x 2048 tens
+of milliseconds instead of hundreds), so this module runs without
+TensorFlow, as the PyDataset feeder's worker processes need.
 """
 
 import logging
@@ -29,7 +34,7 @@ import threading
 import numpy as np
 
 from mrcnn import files
-from mrcnn.data import masks as mask_ops
+from mrcnn.data import instances
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +52,8 @@ def instance_record(masks, class_ids, mini_shape):
     height, width = masks.shape[:2]
     nonempty = masks.any(axis=(0, 1))
     masks, class_ids = masks[:, :, nonempty], class_ids[nonempty]
-    boxes = mask_ops.boxes_from_masks(masks)
-    mini = mask_ops.mini_masks(masks, boxes, tuple(mini_shape))
+    boxes = instances.boxes_from_masks(masks)
+    mini = instances.mini_masks(masks, boxes, tuple(mini_shape))
     return {
         "class_ids": class_ids,
         "boxes": np.asarray(boxes, np.int32).reshape(-1, 4),
@@ -89,6 +94,12 @@ class MiniMaskCache:
 
     def __repr__(self):
         return f"MiniMaskCache({self.directory!r}, mini_shape={self.mini_shape})"
+
+    def __getstate__(self):  # to worker processes (the PyDataset feeder): no lock
+        return {key: value for key, value in self.__dict__.items() if key != "_lock"}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state, _lock=threading.Lock())
 
     def path(self, dataset, image_id):
         """File of an image's record."""

@@ -4,24 +4,35 @@ Two paths, chosen by `build_dataset`; both give the same batches:
 
 - instance path (USE_MINI_MASK, and an augmentation that is None or has
   `apply_to_instances`, as `mrcnn.data.augmentation.FlipCrop`): per image, Python
-  loads the image and the image's instance record (boxes + mini-masks at the
-  original resolution, from `mrcnn.data.mask_cache`, optionally cached on disk)
-  and resizes the image; the graph moves boxes and mini-masks through the
-  resize and the augmentation without ever building full-size masks.
+  reads the image's instance record (boxes + mini-masks at the original
+  resolution, from `mrcnn.data.mask_cache`, optionally cached on disk) and
+  works out the resize; the graph decodes and resizes the image, and moves
+  boxes and mini-masks through the resize and the augmentation without ever
+  building full-size masks. An 8-bit PNG file of a Dataset whose
+  `load_image` is the base one (`Dataset.load_image_file`) is decoded in the
+  graph (`tf.io.decode_png`), outside the GIL, so images decode on every
+  core at once; other images are decoded by `load_image` in Python. The
+  graph's resize equals `resize_image`'s (values within rounding of a half
+  may round the other way).
 - mask path (otherwise): Python loads the image and its full-size masks
   (`load_mask`) and resizes both; the graph runs the augmentation on them
   and computes boxes and mini-masks from the result.
 
 An image whose files fail to load (changed after the load-time check,
 mrcnn/data/image_check.py) is skipped with a counted warning; more than
-1 % of them stop the run (mrcnn/data/feed_failures.py).
+1 % of them stop the run (mrcnn/data/feed_failures.py). PNGs left to the
+graph are read and checked chunk by chunk first (mrcnn/data/png_file.py),
+so a truncated or damaged one fails there, in Python, like the others.
 
 Then, in the graph: instances left empty are dropped, a random subset is
 kept when there are more than MAX_GT_INSTANCES, and everything is padded.
 The RPN anchor targets are not computed here but in the model's training
 step (on the accelerator, as detectron2 does): matching ~500k anchors of a
 1024 x 2048 image costs more CPU than everything else per image. Python steps
-run in `tf.numpy_function`s, in parallel. Batches are dicts that
+run in `tf.numpy_function`s, in parallel (one image per usable core),
+holding the GIL: they are kept to the small parts (the instance record,
+the resize geometry, FlipCrop's draw). `mrcnn.data.py_feeder.PyFeeder` gives
+the same batches as NumPy arrays, without TensorFlow. Batches are dicts that
 `MaskRCNNModel` consumes:
 
     image:        [B, H, W, 3] float32, mean pixel subtracted
@@ -51,85 +62,89 @@ import tensorflow as tf
 
 from mrcnn.data import masks
 from mrcnn.data.feed_failures import FeedFailures
-from mrcnn.data.image import compose_image_meta, resize_image, resize_mask, scaled_size
+from mrcnn.data.image import bilinear_taps, placement
 from mrcnn.data.image_check import DECODE_ERRORS
-from mrcnn.data.mask_cache import MiniMaskCache, dataset_record
+from mrcnn.data.mask_cache import MiniMaskCache
+from mrcnn.data.samples import (  # noqa: F401  (names of the API)
+    frame,
+    geometry,
+    image_meta,
+    instance_record,
+    load_image_gt,
+    load_image_instances,
+    uses_instance_path,
+)
 from mrcnn.modeling import box_ops
 
 
-def _resize_for(config, image, rng):
-    return resize_image(
-        image,
-        min_dim=config.IMAGE_MIN_DIM,
-        max_dim=config.IMAGE_MAX_DIM,
-        min_scale=config.IMAGE_MIN_SCALE,
-        mode=config.IMAGE_RESIZE_MODE,
-        rng=rng,
-    )
+def load_instances_for_graph(dataset, config, image_id, cache=None, rng=None):
+    """The Python part of the instance path: what `mold_in_graph` needs.
 
-
-def _image_meta(dataset, image_id, original_shape, image, window, scale):
-    active = np.zeros([dataset.num_classes], np.int32)
-    active[dataset.source_class_ids[dataset.image_info[image_id]["source"]]] = 1
-    return compose_image_meta(image_id, original_shape, image.shape, window, scale, active)
-
-
-def load_image_gt(dataset, config, image_id, rng=None):
-    """Load and resize one image and its instances (no augmentation).
-
-    Returns image uint8 [H, W, 3], image_meta float32 [12 + NUM_CLASSES],
-    class_ids int32 [N], masks bool [H, W, N]; H, W the molded size.
+    The image is left for the graph to decode (an 8-bit PNG file of a
+    Dataset that reads files, `Dataset.load_image_file`) and to resize,
+    both outside the GIL. Returns a tuple: PNG bytes (b"" when the image
+    is decoded here), image uint8 [H0, W0, 3] at its original size ([0, 0,
+    3] when it is left to the graph), the resize taps (rows: int32 [H', 2]
+    indices, float32 [H', 2] weights; columns: [W', 2], [W', 2]; H' = 0
+    when the image keeps its size; `image.bilinear_taps`), placement int32
+    [4] (`image.placement`), then image_meta, class_ids, boxes, mini and
+    frame as load_image_instances returns them.
     """
-    image = dataset.load_image(image_id)
-    mask, class_ids = dataset.load_mask(image_id)
-    if mask.shape[:2] != image.shape[:2] or mask.ndim != 3 or len(class_ids) != mask.shape[2]:
-        raise ValueError(
-            f"image {image_id} ({dataset.image_reference(image_id)}): load_mask returned "
-            f"masks {list(mask.shape)} and {len(class_ids)} class ids for an image of shape "
-            f"{list(image.shape)}; expected bool [H, W, N] and int32 [N]"
-        )
-    original_shape = image.shape
-    image, window, scale, padding, crop = _resize_for(config, image, rng)
-    mask = resize_mask(mask, scale, padding, crop)
-    meta = _image_meta(dataset, image_id, original_shape, image, window, scale)
-    return image, meta, np.asarray(class_ids, np.int32), mask.astype(bool)
+    png = dataset.load_image_file(image_id)
+    if png is None:
+        image = dataset.load_image(image_id)
+        contents, shape = b"", image.shape
+    else:
+        image = np.zeros([0, 0, 3], np.uint8)
+        contents, shape = png.contents, (png.height, png.width, 3)
+    record = instance_record(dataset, config, image_id, shape, cache)
+    size, window, scale, padding, crop = geometry(config, *shape[:2], rng)
+    place = placement(size, padding, crop)
+    meta = image_meta(dataset, image_id, shape, (*place[2:], 3), window, scale)
+    if tuple(size) == tuple(shape[:2]):
+        taps = (np.zeros([0, 2], np.int32), np.zeros([0, 2], np.float32)) * 2
+    else:
+        taps = (*bilinear_taps(shape[0], size[0]), *bilinear_taps(shape[1], size[1]))
+    return (np.array(contents, dtype=object), image, *taps, np.array(place, np.int32), meta,
+            record["class_ids"], record["boxes"], record["mini"],
+            frame(shape, size, padding, crop))
 
 
-def load_image_instances(dataset, config, image_id, cache=None, rng=None):
-    """Load and resize one image; its instance record at the original size.
+def mold_in_graph(contents, image, rows, row_weights, cols, col_weights, place):
+    """Graph part of the image: decode, resize, then pad or crop -> uint8 [H, W, 3].
 
-    cache: a MiniMaskCache, or None to compute the record from load_mask.
-    Returns image uint8 [H, W, 3] (molded size), image_meta float32,
-    class_ids int32 [N], boxes int32 [N, 4] and mini-masks bool [N, h, w]
-    in original pixels, and `frame` float32 [4]: the region of the original
-    image (y1, x1, y2, x2, pixel edges) that the molded image shows, for
-    `mrcnn.data.masks.transform_instances`.
+    Arguments as load_instances_for_graph returns them: PNG `contents`
+    (a string tensor, empty when `image` is given), the taps of a bilinear
+    resize equal to `image.resize_with_taps` (and so to resize_image's but
+    for values within float32 rounding of a half), and the placement.
     """
-    image = dataset.load_image(image_id)
-    if cache is not None:
-        record = cache.get(dataset, image_id)
-    else:
-        record = dataset_record(dataset, image_id, config.MINI_MASK_SHAPE)
-    if tuple(record["shape"]) != image.shape[:2]:
-        raise ValueError(
-            f"image {image_id} ({dataset.image_reference(image_id)}): load_mask returned "
-            f"masks of size {list(record['shape'])} for an image of shape {list(image.shape)}"
-        )
-    original_shape = image.shape
-    height, width = image.shape[:2]
-    image, window, scale, padding, crop = _resize_for(config, image, rng)
-    meta = _image_meta(dataset, image_id, original_shape, image, window, scale)
-    # Per-axis scale of the resize (sizes are rounded), then the frame.
-    resized = scaled_size(height, width, scale)
-    sy, sx = resized[0] / height, resized[1] / width
-    if crop is None:
-        top, left = padding[0][0], padding[1][0]
-        frame = [-top / sy, -left / sx, (image.shape[0] - top) / sy, (image.shape[1] - left) / sx]
-    else:
-        cy, cx, ch, cw = crop
-        frame = [cy / sy, cx / sx, (cy + ch) / sy, (cx + cw) / sx]
-    return (image, meta, record["class_ids"], record["boxes"], record["mini"],
-            np.asarray(frame, np.float32))
+    image = tf.cond(tf.strings.length(contents) > 0,
+                    lambda: tf.io.decode_png(contents, channels=3), lambda: image)
+    image = tf.cond(tf.shape(rows)[0] > 0,
+                    lambda: _resize_taps(image, rows, row_weights, cols, col_weights),
+                    lambda: image)
+    shape = tf.shape(image)
+    y, x, h, w = tf.unstack(place)
+    y0, x0 = tf.maximum(y, 0), tf.maximum(x, 0)
+    part = image[y0:tf.minimum(y + h, shape[0]), x0:tf.minimum(x + w, shape[1])]
+    part_shape = tf.shape(part)
+    top, left = y0 - y, x0 - x
+    return tf.pad(part, [[top, h - top - part_shape[0]], [left, w - left - part_shape[1]],
+                         [0, 0]])
+
+
+def _resize_taps(image, rows, row_weights, cols, col_weights):
+    """uint8 [H, W, C] resized along each axis from two taps per pixel, then,
+    as scikit-image's resize (clip=True), kept within the image's own value
+    range (zeros beyond the edges only darken up to its minimum), rounded."""
+    out = tf.cast(image, tf.float32)
+    out = (tf.gather(out, rows[:, 0]) * row_weights[:, 0, None, None]
+           + tf.gather(out, rows[:, 1]) * row_weights[:, 1, None, None])
+    out = (tf.gather(out, cols[:, 0], axis=1) * col_weights[None, :, 0, None]
+           + tf.gather(out, cols[:, 1], axis=1) * col_weights[None, :, 1, None])
+    low, high = tf.reduce_min(image), tf.reduce_max(image)
+    out = tf.clip_by_value(out, tf.cast(low, tf.float32), tf.cast(high, tf.float32))
+    return tf.cast(tf.round(out), tf.uint8)
 
 
 def instance_targets(image, class_ids, instance_masks, config, augmentation=None):
@@ -200,12 +215,6 @@ def _targets(image, class_ids, boxes, gt_masks, config):
     }
 
 
-def uses_instance_path(config, augmentation=None):
-    """True when build_dataset takes the instance path (module docstring)."""
-    return bool(config.USE_MINI_MASK) and (
-        augmentation is None or hasattr(augmentation, "apply_to_instances"))
-
-
 def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True, seed=None,
                   mask_cache=None, image_ids=None, no_augmentation_sources=(), failures=None):
     """A batched tf.data.Dataset of training inputs from a prepared Dataset.
@@ -252,27 +261,31 @@ def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True,
                 return (False, *empty)
         return call
 
+    no_taps = (np.zeros([0, 2], np.int32), np.zeros([0, 2], np.float32))
     load_instances = guarded(
-        lambda i: load_image_instances(dataset, config, i, mask_cache, rng),
-        (np.zeros((0, 0, 3), np.uint8), np.zeros([config.IMAGE_META_SIZE], np.float32),
+        lambda i: load_instances_for_graph(dataset, config, i, mask_cache, rng),
+        (np.array(b"", dtype=object), np.zeros((0, 0, 3), np.uint8), *no_taps, *no_taps,
+         np.zeros([4], np.int32), np.zeros([config.IMAGE_META_SIZE], np.float32),
          np.zeros([0], np.int32), np.zeros([0, 4], np.int32),
          np.zeros([0, *config.MINI_MASK_SHAPE], bool), np.zeros([4], np.float32)))
 
     def load_instance_sample(image_id):
-        ok, image, meta, class_ids, boxes, mini, frame = tf.numpy_function(
+        ok, *parts = tf.numpy_function(
             load_instances, [image_id],
-            [tf.bool, tf.uint8, tf.float32, tf.int32, tf.int32, tf.bool, tf.float32],
+            [tf.bool, tf.string, tf.uint8, tf.int32, tf.float32, tf.int32, tf.float32, tf.int32,
+             tf.float32, tf.int32, tf.int32, tf.bool, tf.float32],
             stateful=True)
+        shapes = [[], [None, None, 3], [None, 2], [None, 2], [None, 2], [None, 2], [4],
+                  [config.IMAGE_META_SIZE], [None], [None, 4], [None, *config.MINI_MASK_SHAPE],
+                  [4]]
+        for part, shape in zip(parts, shapes):
+            part.set_shape(shape)
         ok.set_shape([])
-        image.set_shape([None, None, 3])
-        class_ids.set_shape([None])
-        boxes.set_shape([None, 4])
-        mini.set_shape([None, *config.MINI_MASK_SHAPE])
-        frame.set_shape([4])
-        meta.set_shape([config.IMAGE_META_SIZE])
-        return ok, (image_id, image, meta, class_ids, boxes, mini, frame)
+        return ok, (image_id, *parts)
 
-    def instance_example(image_id, image, meta, class_ids, boxes, mini, frame):
+    def instance_example(image_id, *parts):
+        image = mold_in_graph(*parts[:7])
+        meta, class_ids, boxes, mini, frame = parts[7:]
         example = augmented(
             lambda aug: record_targets(image, class_ids, boxes, mini, frame, config, aug),
             image_id)
@@ -314,7 +327,7 @@ def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True,
     # destroys iterators at every epoch's validation and every fit's end,
     # which stalled training for 5-60 s each time (docs/benchmarks.md).
     # Samples whose files fail to load are left out (filter).
-    parallel = os.cpu_count() or 1
+    parallel = usable_cpus()
     samples = ids.map(load_sample, num_parallel_calls=parallel, deterministic=not shuffle)
     examples = samples.filter(lambda ok, sample: ok).map(
         lambda ok, sample: make_example(*sample), num_parallel_calls=parallel,
@@ -326,6 +339,13 @@ def build_dataset(dataset, config, shuffle=True, augmentation=None, repeat=True,
     # images/s on 2 cores (benchmarks/bench_pipeline.py).
     options.threading.max_intra_op_parallelism = 1
     return batches.with_options(options)
+
+
+def usable_cpus():
+    """The cores this process may run on (its affinity, e.g. under taskset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def validation_dataset(dataset, config, steps, mask_cache=None, seed=0, failures=None):

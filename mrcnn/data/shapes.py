@@ -86,7 +86,7 @@ class ShapesDataset(Dataset):
 
 def _random_image_spec(rng, height, width, max_shapes):
     """Background colour and shape specs of one image."""
-    from mrcnn.modeling import box_ops  # TensorFlow: loaded when shapes are drawn
+    from mrcnn.modeling import box_ops  # keras.ops: loaded when shapes are drawn
 
     bg = rng.integers(0, 256, size=3)
     shapes, boxes = [], []
@@ -99,7 +99,7 @@ def _random_image_spec(rng, height, width, max_shapes):
         y = int(rng.integers(reach, height - reach))
         x = int(rng.integers(reach, width - reach))
         box = np.array([y - size, x - size, y + size, x + size])
-        if boxes and box_ops.iou([box], boxes).numpy().max() > MAX_BOX_IOU:
+        if boxes and np.asarray(box_ops.iou([box], boxes)).max() > MAX_BOX_IOU:
             continue
         boxes.append(box)
         shapes.append((name, tuple(int(c) for c in color), (y, x, size)))

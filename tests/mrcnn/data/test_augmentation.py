@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from mrcnn.data import masks
-from mrcnn.data.augmentation import FlipCrop, ImgaugAugmentation
+from mrcnn.data.augmentation import FlipCrop, ImgaugAugmentation, resize_like_tf
 
 
 def _scene(height=120, width=160):
@@ -125,3 +125,45 @@ def test_imgaug_adapter_rejects_non_augmenters_and_shape_mismatch():
     image, full = _scene()
     with pytest.raises(Exception, match="changed image and masks differently"):
         ImgaugAugmentation(Shrink())(image, full)
+
+
+# ------------------------------------------------------------ NumPy twins
+@pytest.mark.parametrize("size, out", [((96, 128), (120, 160)), ((37, 53), (120, 160)),
+                                       ((120, 160), (61, 87)), ((5, 7), (64, 64))])
+@pytest.mark.parametrize("method", ["bilinear", "nearest"])
+def test_resize_like_tf_equals_tf_image_resize(size, out, method):
+    image = np.random.default_rng(2).integers(0, 255, (*size, 3), dtype=np.uint8)
+    expected = tf.image.resize(image, out, method).numpy()
+    np.testing.assert_array_equal(resize_like_tf(image, out, method), expected)
+
+
+@pytest.mark.parametrize("window, flip", [([12, 16, 108, 144], True), ([0, 0, 120, 160], True),
+                                          ([3, 0, 117, 151], False), ([0, 0, 120, 160], False)])
+def test_numpy_augmentation_equals_the_graphs_for_the_same_draw(window, flip):
+    image, full = _scene()
+    boxes = masks.boxes_from_masks(full).numpy()
+    mini = masks.mini_masks(full, boxes, (56, 56)).numpy()
+    aug = _fixed(window, flip)
+    aug.draw = lambda h, w, rng: (np.array(window, np.int32), flip)
+    graph_image, graph_masks = aug(image, full)
+    numpy_image, numpy_masks = aug.augment_numpy(image, full, rng=None)
+    np.testing.assert_array_equal(numpy_image, graph_image)
+    np.testing.assert_array_equal(numpy_masks, graph_masks)
+    graph = aug.apply_to_instances(image, boxes, mini)
+    numpy = aug.apply_to_instances_numpy(image, boxes, mini, rng=None)
+    for a, b in zip(numpy, graph):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_numpy_draws_follow_the_probabilities_and_the_formula():
+    aug = FlipCrop(flip=0.5, crop=0.5, max_crop=0.2, keep_aspect=True)
+    rng = np.random.default_rng(0)
+    draws = [aug.draw(100, 200, rng) for _ in range(400)]
+    windows = np.array([w for w, _ in draws])
+    cropped = (windows != [0, 0, 100, 200]).any(1)
+    assert 0.4 < np.mean([f for _, f in draws]) < 0.6 and 0.4 < cropped.mean() < 0.6
+    # keep 0.96 of each side (u[0]), 0.04 split 0.2 : 0.8 (top, u[1]) and 0.3 : 0.7
+    # (left, u[2]); crop (u[5] < 0.5), no flip (u[6] >= 0.5).
+    u = np.float32([0.1, 0.2, 0.3, 0.4, 0.5, 0.25, 0.75])
+    window, flip = aug.window_of(u, 100, 200)
+    assert window.tolist() == [0, 2, 97, 195] and window.dtype == np.int32 and flip is False

@@ -115,3 +115,37 @@ def test_base_load_mask_is_empty(tmp_path, caplog):
     ds.add_image("x", 0, str(path))
     mask, _ = ds.load_mask(0)
     assert mask.shape == (3, 8, 0)
+
+
+def test_load_image_file_only_where_load_image_reads_the_file_as_stored(tmp_path):
+    path = tmp_path / "a.png"
+    Image.fromarray(np.full((4, 5, 3), 9, np.uint8)).save(path)
+
+    class Drawn(Dataset):
+        def load_image(self, image_id):
+            return np.zeros((4, 5, 3), np.uint8)
+
+    plain, drawn, patched = Dataset(), Drawn(), Dataset()
+    patched.load_image = lambda image_id: np.zeros((4, 5, 3), np.uint8)
+    for ds in (plain, drawn, patched):
+        ds.add_image("files", 0, str(path))
+        ds.add_image("memory", 1, None)
+        ds.prepare()
+    png = plain.load_image_file(0)
+    assert png.contents == path.read_bytes() and (png.height, png.width) == (4, 5)
+    assert plain.load_image_file(1) is None  # no file
+    assert drawn.load_image_file(0) is None and patched.load_image_file(0) is None
+
+
+def test_load_image_file_names_the_image_of_a_bad_file(tmp_path):
+    ds = Dataset()
+    ds.add_image("files", 0, str(tmp_path / "gone.png"))
+    ds.add_image("files", 1, str(tmp_path / "cut.png"))
+    ds.prepare()
+    Image.fromarray(np.zeros((40, 50, 3), np.uint8)).save(tmp_path / "cut.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "cut.png").read_bytes()[:60])
+    with pytest.raises(FileNotFoundError, match="image 0: no such file: .*gone.png"):
+        ds.load_image_file(0)
+    with pytest.raises(OSError, match="image 1: cannot read image file .*cut.png: image file is "
+                                      "truncated"):
+        ds.load_image_file(1)

@@ -4,12 +4,17 @@ import numpy as np
 import pytest
 
 from mrcnn.data.image import (
+    _resize,
+    bilinear_taps,
     compose_image_meta,
     mold_image,
     parse_image_meta,
     parse_image_meta_graph,
+    placement,
+    resize_geometry,
     resize_image,
     resize_mask,
+    resize_with_taps,
     unmold_image,
     validate_image,
 )
@@ -262,3 +267,40 @@ def test_validate_image_messages(image, message):
     with pytest.raises(ValueError) as info:
         validate_image(image)
     assert message in str(info.value)
+
+
+# ------------------------------------------------ geometry without the image
+@pytest.mark.parametrize("kwargs", [
+    {"min_dim": 64, "max_dim": 128}, {"min_dim": 64, "mode": "pad64"},
+    {"min_dim": 64, "mode": "crop"}, {"min_dim": 40, "max_dim": 96, "mode": "fit64"},
+    {"mode": "none"}])
+def test_resize_geometry_is_resize_image_without_the_image(kwargs):
+    image = np.zeros((37, 71, 3), np.uint8)
+    out, *rest = resize_image(image, rng=np.random.default_rng(4), **kwargs)
+    size, *geometry = resize_geometry(37, 71, rng=np.random.default_rng(4), **kwargs)
+    assert geometry == rest
+    _, scale, padding, crop = rest
+    assert size == ((37, 71) if scale == 1 else (round(37 * scale), round(71 * scale)))
+    y, x, h, w = placement(size, padding, crop)
+    assert (h, w) == out.shape[:2]
+    assert (y, x) == (crop[:2] if crop else (-padding[0][0], -padding[1][0]))
+
+
+@pytest.mark.parametrize("shape, size, exact", [
+    ((48, 64), (96, 128), True), ((96, 128), (48, 64), True), ((5, 7), (64, 64), False),
+    ((48, 64), (64, 85), False), ((37, 53), (81, 117), False)])
+def test_resize_with_taps_gives_resize_images_values(shape, size, exact):
+    image = np.random.default_rng(1).integers(20, 200, (*shape, 3), dtype=np.uint8)
+    out = resize_with_taps(image, size)
+    assert out.dtype == np.uint8 and out.shape == (*size, 3)
+    diff = np.abs(out.astype(int) - _resize(image, size))
+    # float32: a value within rounding of a half may round the other way.
+    assert diff.max() == 0 if exact else (diff.max() <= 1 and (diff > 0).mean() < 1e-3)
+
+
+def test_bilinear_taps_weigh_two_neighbours_with_zeros_beyond_the_edges():
+    idx, weights = bilinear_taps(4, 8)  # 2x: centres at -0.25, 0.25, 0.75, ...
+    np.testing.assert_array_equal(idx[:3], [[0, 0], [0, 1], [0, 1]])
+    np.testing.assert_array_equal(weights[:3], [[0, 0.75], [0.75, 0.25], [0.25, 0.75]])
+    np.testing.assert_array_equal(idx[-1], [3, 3])
+    np.testing.assert_array_equal(weights[-1], [0.75, 0])

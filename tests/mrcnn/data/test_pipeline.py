@@ -1,10 +1,15 @@
+import logging
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from mrcnn.config import Config
 from mrcnn.data import masks, pipeline
 from mrcnn.data.augmentation import FlipCrop
+from mrcnn.data.dataset import Dataset
+from mrcnn.data.feed_failures import FeedFailures
 from mrcnn.data.shapes import ShapesDataset
 from mrcnn.modeling import box_ops
 
@@ -127,7 +132,7 @@ def test_instance_path_with_resize_flip_crop_and_disk_cache(tmp_path):
             return "1"
 
     ds = Cached()
-    ds.load_shapes(4, 48, 64, seed=5)  # square mode scales these up 2x
+    ds.load_shapes(4, 48, 64, seed=5)  # square mode scales these up by 4/3
     ds.prepare()
     config = SmallConfig()
     aug = FlipCrop(flip=1.0, crop=0.0)
@@ -137,10 +142,17 @@ def test_instance_path_with_resize_flip_crop_and_disk_cache(tmp_path):
     assert len(list(tmp_path.iterdir())) >= 2  # prefetching may have loaded more
     image, meta, class_ids, full = pipeline.load_image_gt(ds, config, 0)
     n = len(class_ids)
-    np.testing.assert_allclose(batch["image"][0] + config.MEAN_PIXEL, image[:, ::-1], atol=1e-4)
+    assert_resized_alike(batch["image"][0] + config.MEAN_PIXEL, image[:, ::-1])
     expected = masks.boxes_from_masks(full[:, ::-1]).numpy()
     got = box_ops.denormalize(batch["gt_boxes"][0, :n], image.shape, rounded=False)
     np.testing.assert_allclose(got, expected, atol=1.0)
+
+
+def assert_resized_alike(graph, numpy):
+    """The graph's resize (float32) against resize_image's (float64): values
+    that fall within rounding of a half may round the other way."""
+    diff = np.abs(np.asarray(graph, np.float32) - np.asarray(numpy, np.float32))
+    assert diff.max() <= 1.0 + 1e-4 and (diff > 1e-4).mean() < 1e-3
 
 
 def test_without_mini_masks_the_mask_path_gives_full_masks():
@@ -213,3 +225,70 @@ def test_no_augmentation_sources_are_left_unaugmented(augmentation):
         first(augmentation=augmentation, no_augmentation_sources=["shapes"]), plain)
     np.testing.assert_array_equal(
         first(augmentation=augmentation, no_augmentation_sources=["other"]), mirrored)
+
+
+# ------------------------------------------------- PNG files decoded in the graph
+class PngShapes(ShapesDataset):
+    """Shapes images saved as PNG files, read by the base Dataset.load_image."""
+
+    load_image = Dataset.load_image
+
+    def __init__(self, folder, count=4, size=(96, 128)):
+        super().__init__()
+        self.load_shapes(count, *size, seed=5)
+        for i, info in enumerate(self.image_info):
+            info["path"] = str(folder / f"{i}.png")
+            Image.fromarray(ShapesDataset.load_image(self, i)).save(info["path"])
+        self.prepare()
+
+
+@pytest.mark.parametrize("size", [(96, 128), (48, 64)], ids=["padded", "resized"])
+def test_png_files_decoded_in_the_graph_give_the_same_batches(tmp_path, size):
+    files, drawn = PngShapes(tmp_path, size=size), shapes(size=size)
+    assert files.load_image_file(0) is not None and drawn.load_image_file(0) is None
+    config = SmallConfig()
+    a = next(iter(pipeline.build_dataset(files, config, shuffle=False)))
+    b = next(iter(pipeline.build_dataset(drawn, config, shuffle=False)))
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@pytest.mark.parametrize("mode, dims", [("square", (64, 128)), ("pad64", (64, 0)),
+                                        ("crop", (64, 0)), ("fit64", (40, 96)), ("none", (0, 0))])
+def test_mold_in_graph_equals_load_image_instances(tmp_path, mode, dims):
+    class Config_(SmallConfig):
+        IMAGE_RESIZE_MODE = mode
+        IMAGE_MIN_DIM, IMAGE_MAX_DIM = dims
+
+    config, ds = Config_(), PngShapes(tmp_path, 1, size=(37, 71))
+    graph = pipeline.load_instances_for_graph(ds, config, 0, rng=np.random.default_rng(2))
+    image, meta, *instances = pipeline.load_image_instances(ds, config, 0,
+                                                            rng=np.random.default_rng(2))
+    molded = pipeline.mold_in_graph(*graph[:7]).numpy()
+    assert molded.shape == image.shape and tuple(graph[6][2:]) == image.shape[:2]
+    np.testing.assert_array_equal(molded, image)  # both resize_with_taps' float32
+    assert_resized_alike(molded, pipeline.load_image_gt(ds, config, 0,
+                                                        rng=np.random.default_rng(2))[0])
+    np.testing.assert_array_equal(graph[7], meta)
+    for got, expected in zip(graph[8:], instances):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_png_files_damaged_after_the_check_are_skipped_with_a_warning(tmp_path, caplog):
+    ds = PngShapes(tmp_path, 6)
+    cut = tmp_path / "1.png"
+    cut.write_bytes(cut.read_bytes()[:-100])
+    broken = bytearray((tmp_path / "4.png").read_bytes())
+    broken[200] ^= 1
+    (tmp_path / "4.png").write_bytes(bytes(broken))
+    failures = FeedFailures("train", 1000)
+    batches = pipeline.build_dataset(ds, SmallConfig(), shuffle=False, repeat=False,
+                                     failures=failures)
+    with caplog.at_level(logging.WARNING, logger="mrcnn.data.feed_failures"):
+        ids = _image_ids(batches)
+    assert ids == [0, 2, 3, 5]
+    assert [(e["path"], e["reason"]) for e in failures.entries()] == [
+        (str(cut), "cannot be decoded: image file is truncated"),
+        (str(tmp_path / "4.png"), "cannot be decoded: broken PNG file (CRC error in chunk "
+                                  "'IDAT')")]
+    assert len(caplog.records) == 2

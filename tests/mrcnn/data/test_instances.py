@@ -1,0 +1,82 @@
+"""mrcnn/data/instances.py, the NumPy twins of mrcnn/data/masks.py: the same
+boxes, mini-masks and moved instances as the TensorFlow functions."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mrcnn.data import instances, masks
+
+
+def ellipses(height, width, count, seed):
+    """[H, W, count] bool random ellipses, some cut by the border, one empty."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:height, :width] + 0.5
+    out = []
+    for _ in range(count):
+        cy, cx = rng.uniform(-0.1, 1.1) * height, rng.uniform(-0.1, 1.1) * width
+        ry, rx = rng.uniform(1, height / 3), rng.uniform(1, width / 3)
+        out.append(((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1)
+    out.append(np.zeros((height, width), bool))
+    return np.stack(out, axis=-1)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_boxes_and_mini_masks_equal_the_tensorflow_ones(seed):
+    full = ellipses(97, 173, 12, seed)
+    boxes = instances.boxes_from_masks(full)
+    np.testing.assert_array_equal(boxes, masks.boxes_from_masks(full).numpy())
+    assert boxes.dtype == np.int32
+    nonempty = boxes[:-1]
+    for shape in [(56, 56), (28, 14), (1, 1)]:
+        mini = instances.mini_masks(full[..., :-1], nonempty, shape)
+        np.testing.assert_array_equal(mini, masks.mini_masks(full[..., :-1], nonempty,
+                                                             shape).numpy())
+
+
+def test_mini_masks_of_boxes_whose_samples_fall_on_half_pixels():
+    # A 112-pixel box sampled at 56 cells: every sample is halfway between two
+    # rows, where crop_and_resize's float32 rounding decides a tie at 0.5.
+    full = np.zeros((300, 300, 2), bool)
+    full[37:149, 11:123, 0] = True
+    full[40:140, 13:100, 0] = False
+    full[:, :, 1] = np.add.outer(np.arange(300), np.arange(300)) % 3 == 0
+    boxes = np.array([[37, 11, 149, 123], [5, 3, 229, 227]], np.int32)
+    np.testing.assert_array_equal(instances.mini_masks(full, boxes, (56, 56)),
+                                  masks.mini_masks(full, boxes, (56, 56)).numpy())
+
+
+def test_no_instances():
+    empty = np.zeros((10, 12, 0), bool)
+    assert instances.boxes_from_masks(empty).shape == (0, 4)
+    assert instances.mini_masks(empty, np.zeros([0, 4]), (56, 56)).shape == (0, 56, 56)
+    out, mini, keep = instances.transform_instances(np.zeros([0, 4]), np.zeros([0, 56, 56]),
+                                                    [0, 0, 10, 10], (20, 20), flip=True)
+    assert out.shape == (0, 4) and mini.shape == (0, 56, 56) and keep.shape == (0,)
+
+
+WINDOWS = [([0, 0, 97, 173], (97, 173), False), ([0, 0, 97, 173], (97, 173), True),
+           ([-10, -20, 107, 193], (234, 426), False), ([20, 31.5, 80, 140], (97, 173), True),
+           ([3.25, 0, 60.75, 99], (120, 200), False), ([50, 90, 51, 91], (40, 40), True)]
+
+
+@pytest.mark.parametrize("window, out_size, flip", WINDOWS)
+def test_transform_instances_equals_the_tensorflow_one(window, out_size, flip):
+    full = ellipses(97, 173, 16, seed=7)[..., :-1]
+    boxes = instances.boxes_from_masks(full)
+    mini = instances.mini_masks(full, boxes, (56, 56))
+    got = instances.transform_instances(boxes, mini, window, out_size, flip)
+    expected = masks.transform_instances(boxes, mini, window, out_size, tf.constant(flip))
+    for a, b, name in zip(got, expected, ("boxes", "mini", "keep")):
+        np.testing.assert_array_equal(a, b.numpy(), err_msg=name)
+    assert got[2].any()
+
+
+def test_normalize_boxes_equals_box_ops():
+    from mrcnn.modeling import box_ops
+
+    boxes = np.array([[0, 0, 97, 173], [3.5, 7, 20, 21.25], [96, 172, 97, 173]], np.float32)
+    got = instances.normalize_boxes(boxes, (97, 173, 3))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, np.asarray(box_ops.normalize(boxes, (97, 173))))
+    np.testing.assert_array_equal(got[0], [0, 0, 1, 1])
