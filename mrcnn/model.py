@@ -203,16 +203,9 @@ class MaskRCNN:
             self.set_log_dir()
         failures = [FeedFailures("train", len(train_dataset.image_ids)),
                     FeedFailures("val", len(val_dataset.image_ids))]
-        from mrcnn.data import pipeline  # the tf.data feeder (TensorFlow)
-        from mrcnn.engine import optimizers
-
-        train_ds = pipeline.build_dataset(train_dataset, config, augmentation=augmentation,
-                                          mask_cache=mask_cache,
-                                          no_augmentation_sources=no_augmentation_sources,
-                                          failures=failures[0])
-        val_ds, val_steps = pipeline.validation_dataset(val_dataset, config,
-                                                        config.VALIDATION_STEPS, mask_cache,
-                                                        failures=failures[1])
+        train_ds, val_ds, val_steps = _feeders(
+            train_dataset, val_dataset, config, augmentation, mask_cache,
+            no_augmentation_sources, failures)
 
         model = self.keras_model
         names = trainable.set_trainable(model, layers, freeze)
@@ -235,7 +228,7 @@ class MaskRCNN:
                 model.optimizer.learning_rate.assign(learning_rate)
             else:
                 model.compile(
-                    optimizer=optimizers.make_optimizer(
+                    optimizer=_make_optimizer(
                         config.OPTIMIZER, learning_rate, config.LEARNING_MOMENTUM,
                         config.GRADIENT_CLIP_NORM,
                     ),
@@ -275,12 +268,16 @@ class MaskRCNN:
                 print(f"Removed {path}, a partial file left by a write that was killed")
             number = run_record.start(self.log_dir, self.config, self.epoch, self.run_info)
             self._invocation = (self.log_dir, number)
+        # TensorBoard logs are written by TensorFlow's summary writer: left
+        # out where TensorFlow is not installed (history.csv has the figures).
+        tensorboard = ([keras.callbacks.TensorBoard(os.path.join(self.log_dir, "tensorboard"),
+                                                    write_graph=False, profile_batch=0)]
+                       if _tensorflow_available() else [])
         return [
             *faults.callbacks(),  # a test hook; [] outside tests/faults/
             run_callbacks.StopOnNonFinite(),
             run_callbacks.HistoryCSV(os.path.join(self.log_dir, "history.csv"), self.epoch),
-            keras.callbacks.TensorBoard(os.path.join(self.log_dir, "tensorboard"),
-                                        write_graph=False, profile_batch=0),
+            *tensorboard,
             run_callbacks.EpochCheckpoint(self.log_dir, name),
             run_callbacks.RecordCheckpoint(self.log_dir, name, self._invocation[1]),
         ]
@@ -735,3 +732,58 @@ def _inference_function(model, jit_compile):
     if not model.compiled:
         model.compile(jit_compile=jit_compile)
     return model.predict_on_batch
+
+
+def _feeders(train_dataset, val_dataset, config, augmentation, mask_cache,
+             no_augmentation_sources, failures):
+    """Training and validation input: the tf.data pipeline on TensorFlow
+    (mrcnn/data/pipeline.py), Keras PyDatasets from worker processes on
+    other backends (mrcnn/data/py_feeder.py: the same batches, no
+    TensorFlow). -> train, val, validation steps"""
+    if keras.backend.backend() == "tensorflow":
+        from mrcnn.data import pipeline
+
+        train = pipeline.build_dataset(train_dataset, config, augmentation=augmentation,
+                                       mask_cache=mask_cache,
+                                       no_augmentation_sources=no_augmentation_sources,
+                                       failures=failures[0])
+        val, val_steps = pipeline.validation_dataset(val_dataset, config,
+                                                     config.VALIDATION_STEPS, mask_cache,
+                                                     failures=failures[1])
+        return train, val, val_steps
+    from mrcnn.data.py_feeder import PyFeeder
+
+    workers = max(1, min(8, len(os.sched_getaffinity(0))))
+    train = PyFeeder(train_dataset, config, augmentation=augmentation, mask_cache=mask_cache,
+                     no_augmentation_sources=no_augmentation_sources, failures=failures[0],
+                     steps=config.STEPS_PER_EPOCH, workers=workers,
+                     use_multiprocessing=workers > 1)
+    val = PyFeeder(val_dataset, config, shuffle=False, mask_cache=mask_cache,
+                   failures=failures[1])
+    return train, val, min(config.VALIDATION_STEPS, len(val))
+
+
+def _make_optimizer(name, learning_rate, momentum, clip_norm):
+    """optimizers.make_optimizer on TensorFlow (its fused Adam, replicas
+    summed first); Keras' own SGD / Adam on other backends (one device)."""
+    if keras.backend.backend() == "tensorflow":
+        from mrcnn.engine import optimizers
+
+        return optimizers.make_optimizer(name, learning_rate, momentum, clip_norm)
+    clip = clip_norm or None
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=momentum, clipnorm=clip)
+    if name == "adam":
+        return keras.optimizers.Adam(learning_rate, beta_1=momentum, clipnorm=clip)
+    raise ValueError(f"unknown optimizer {name!r}; expected 'sgd' or 'adam'")
+
+
+def _tensorflow_available():
+    """Whether TensorFlow can be imported here (it is, with its backend)."""
+    if keras.backend.backend() == "tensorflow":
+        return True
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -44,7 +44,7 @@ class PyFeeder(keras.utils.PyDataset):
 
     def __init__(self, dataset, config, shuffle=True, augmentation=None, seed=None,
                  mask_cache=None, image_ids=None, no_augmentation_sources=(), failures=None,
-                 workers=1, use_multiprocessing=False, max_queue_size=10):
+                 workers=1, use_multiprocessing=False, max_queue_size=10, steps=None):
         super().__init__(workers=workers, use_multiprocessing=use_multiprocessing,
                          max_queue_size=max_queue_size)
         self.dataset, self.config = dataset, config
@@ -64,27 +64,36 @@ class PyFeeder(keras.utils.PyDataset):
         # [num images] True where the image's source is not to be augmented.
         self.plain = np.array([info["source"] in skipped for info in dataset.image_info], bool)
         self.seed = np.random.SeedSequence(seed).entropy
+        self.steps = steps
         self.epoch = 0
 
     def __len__(self):
+        """Batches per epoch: `steps` if given (Keras' steps_per_epoch:
+        the images are read again, in a new order, after each pass), else
+        one pass over the images."""
+        return self.steps or self.batches_per_pass()
+
+    def batches_per_pass(self):
         return len(self.image_ids) // self.config.BATCH_SIZE
 
     def on_epoch_end(self):
         self.epoch += 1
 
-    def order(self):
-        """This epoch's image ids, in reading order."""
+    def order(self, passes=0):
+        """This epoch's image ids, in reading order (pass `passes` over them)."""
         if not self.shuffle:
             return self.image_ids
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self.image_ids)
+        key = [self.seed, self.epoch] + ([passes] if passes else [])
+        return np.random.default_rng(key).permutation(self.image_ids)
 
     def __getitem__(self, index):
         """Batch `index` of this epoch: {key: array [BATCH_SIZE, ...]}."""
         if not 0 <= index < len(self):
             raise IndexError(f"batch {index} of {len(self)}")
         batch = self.config.BATCH_SIZE
-        order = self.order()
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        passes, index = divmod(index, max(1, self.batches_per_pass()))
+        order = self.order(passes)
+        rng = np.random.default_rng([self.seed, self.epoch, index] + ([passes] if passes else []))
         examples = []
         # The batch's images, then (replacing images that fail) the next ones.
         for position in range(index * batch, index * batch + len(order)):

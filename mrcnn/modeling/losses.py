@@ -87,7 +87,8 @@ def _own_class(values, class_ids, axis):
     """The entry of each ROI's own class: values [B, T, ...] with classes on
     `axis`, class_ids [B, T] -> values without that axis."""
     index = ops.maximum(ops.cast(class_ids, "int32"), 0)
-    index = ops.reshape(index, (*index.shape, *([1] * (len(values.shape) - 2))))
+    for _ in range(len(values.shape) - 2):
+        index = index[..., None]
     return ops.squeeze(ops.take_along_axis(values, index, axis=axis), axis)
 
 

@@ -59,7 +59,8 @@ def _label(iou, is_instance, is_crowd, negative_below, positive_from, allow_low_
 
 def _take_rows(x, index):
     """x: [B, N, ...], index: int32 [B, K] -> [B, K, ...]"""
-    index = ops.reshape(index, (*index.shape[:2], *([1] * (len(x.shape) - 2))))
+    for _ in range(len(x.shape) - 2):
+        index = index[..., None]
     return ops.take_along_axis(x, index, axis=1)
 
 

@@ -1,10 +1,7 @@
 """mrcnn/data/py_feeder.py: the PyDataset feeder gives build_dataset's batches,
 in NumPy, without TensorFlow."""
 
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -91,46 +88,6 @@ def test_an_image_that_fails_is_counted_and_replaced():
 def test_numpy_augmentations_only():
     with pytest.raises(TypeError, match="no augment_numpy"):
         PyFeeder(shapes(), SmallConfig(), augmentation=lambda image, masks: (image, masks))
-
-
-def test_trains_the_network_under_jax_from_worker_processes_without_tensorflow(tmp_path):
-    script = """
-import json, sys
-sys.modules["tensorflow"] = None  # importing it fails
-import keras
-from mrcnn.data.augmentation import FlipCrop
-from mrcnn.data.py_feeder import PyFeeder
-from mrcnn.data.shapes import ShapesDataset
-from mrcnn.modeling import network
-from tests.mrcnn.modeling.tiny import TinyConfig
-
-class Config(TinyConfig):
-    NUM_CLASSES = 4  # background and the 3 shapes
-
-class CachedShapes(ShapesDataset):
-    def cache_version(self, image_id):
-        return "1"
-
-ds = CachedShapes()
-ds.load_shapes(8, 64, 64, seed=1)
-ds.prepare()
-feeder = PyFeeder(ds, Config(), augmentation=FlipCrop(), mask_cache=sys.argv[1], seed=0,
-                  workers=2, use_multiprocessing=True)
-model = network.build_network(Config(), "training")
-model.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=True)
-history = model.fit(feeder, epochs=2, verbose=0).history
-print(json.dumps({"backend": keras.backend.backend(), "loss": history["loss"],
-                  "tf": [m for m in sys.modules if m.startswith("tensorflow")
-                         and sys.modules[m] is not None]}))
-"""
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    out = subprocess.run([sys.executable, "-c", script, str(tmp_path)], cwd=REPO, env=env,
-                         capture_output=True, text=True, timeout=600, check=False)
-    assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert result["backend"] == "jax" and result["tf"] == []
-    assert np.isfinite(result["loss"]).all() and len(result["loss"]) == 2
-    assert len(list(tmp_path.iterdir())) == 8  # the workers filled the cache
 
 
 class CachedShapes(ShapesDataset):
