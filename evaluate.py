@@ -57,7 +57,8 @@ def build_parser():
 def work(args):
     from cityscapes import evaluator
 
-    print(cli.startup_line(args.jit_compile), flush=True)
+    if not args.predictions:  # scoring a predictions file runs no model
+        print(cli.startup_line(args.jit_compile), flush=True)
     fields = {f.name for f in dataclasses.fields(evaluator.EvalOptions)}
     options = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     evaluator.run(evaluator.prepare(evaluator.EvalOptions(**options)))
