@@ -722,16 +722,24 @@ def _current_strategy():
 def _inference_function(model, jit_compile):
     """inputs dict of NumPy arrays -> the inference model's outputs, as one
     compiled function: tf.function on TensorFlow (XLA if jit_compile),
-    Keras' predict step elsewhere (jax.jit when jit_compile)."""
+    Keras' predict step elsewhere (jax.jit when jit_compile). The function's
+    `jit_compile` attribute says which."""
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
-        function = tf.function(lambda inputs: model(inputs, training=False),
-                               reduce_retracing=True, jit_compile=jit_compile)
-        return lambda inputs: function({k: tf.constant(v) for k, v in inputs.items()})
-    if not model.compiled:
-        model.compile(jit_compile=jit_compile)
-    return model.predict_on_batch
+        graph = tf.function(lambda inputs: model(inputs, training=False),
+                            reduce_retracing=True, jit_compile=jit_compile)
+
+        def infer(inputs):
+            return graph({k: tf.constant(v) for k, v in inputs.items()})
+    else:
+        if not model.compiled:
+            model.compile(jit_compile=jit_compile)
+
+        def infer(inputs):
+            return model.predict_on_batch(inputs)
+    infer.jit_compile = jit_compile
+    return infer
 
 
 def _feeders(train_dataset, val_dataset, config, augmentation, mask_cache,

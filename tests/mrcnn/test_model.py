@@ -156,7 +156,7 @@ def test_detect_under_xla_gives_the_same_detections(trained):
         infer = MaskRCNN("inference", config, logs)
         infer.load_weights(model.find_last(), by_name=True)
         results[jit] = infer.detect(images)
-        assert infer._infer._jit_compile is jit
+        assert infer._infer.jit_compile is jit
     for off, on in zip(results[False], results[True]):
         # The RPN's proposals (this tiny model may detect nothing), within a pixel.
         assert on["proposals"].shape == off["proposals"].shape == (

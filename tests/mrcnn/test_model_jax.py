@@ -23,7 +23,7 @@ from tests.mrcnn.modeling.tiny import TinyConfig
 class Config(TinyConfig):
     NAME = "jax"
     NUM_CLASSES = 4  # background and the 3 shapes
-    STEPS_PER_EPOCH = 6  # more than the 4 batches of the 8 images: a second pass
+    STEPS_PER_EPOCH = 5  # more than the 4 batches of the 8 images: a second pass
     VALIDATION_STEPS = 1
     RPN_TRAIN_ANCHORS_PER_IMAGE = 256
     TRAIN_ROIS_PER_IMAGE = 32
@@ -38,7 +38,7 @@ ds = CachedShapes()
 ds.load_shapes(8, 64, 64, seed=1)
 ds.prepare()
 model = MaskRCNN("training", Config(), sys.argv[1])
-history = model.train(ds, ds, 0.005, epochs=3, layers="all", augmentation=FlipCrop(),
+history = model.train(ds, ds, 0.005, epochs=2, layers="all", augmentation=FlipCrop(),
                       mask_cache=os.path.join(sys.argv[1], "cache"))
 print(json.dumps({"backend": keras.backend.backend(), "loss": history.history["loss"],
                   "files": sorted(os.listdir(model.log_dir)),
@@ -55,6 +55,6 @@ def test_train_under_jax_without_tensorflow(tmp_path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["backend"] == "jax" and result["tf"] == []
     loss = result["loss"]
-    assert len(loss) == 3 and np.isfinite(loss).all() and loss[-1] < loss[0]
-    assert {f"mask_rcnn_jax_000{i}.h5" for i in (1, 2, 3)} <= set(result["files"])
+    assert len(loss) == 2 and np.isfinite(loss).all() and loss[-1] < loss[0]
+    assert {f"mask_rcnn_jax_000{i}.h5" for i in (1, 2)} <= set(result["files"])
     assert len(os.listdir(tmp_path / "cache")) == 8  # the workers filled the cache
