@@ -58,6 +58,12 @@ import tensorflow as tf  # noqa: E402
 # Before anything starts TensorFlow's runtime.
 tf.config.set_logical_device_configuration(
     tf.config.list_physical_devices("CPU")[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+# One thread per op: the single device and each replica then run the same
+# kernels with the same splits, whatever the machine's load (with the
+# default pools, other splits round otherwise, near-equal proposal scores
+# can order differently, and another proposal survives NMS: a replica's
+# gradient 3.5 % off the single device's was seen once in a full test run).
+tf.config.threading.set_intra_op_parallelism_threads(1)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
