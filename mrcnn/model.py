@@ -45,6 +45,7 @@ from mrcnn.engine import callbacks as run_callbacks
 from mrcnn.engine import (
     devices,
     faults,
+    optimizers,
     run_dir,
     run_record,
     skipped,
@@ -228,7 +229,7 @@ class MaskRCNN:
                 model.optimizer.learning_rate.assign(learning_rate)
             else:
                 model.compile(
-                    optimizer=_make_optimizer(
+                    optimizer=optimizers.make_optimizer(
                         config.OPTIMIZER, learning_rate, config.LEARNING_MOMENTUM,
                         config.GRADIENT_CLIP_NORM,
                     ),
@@ -769,21 +770,6 @@ def _feeders(train_dataset, val_dataset, config, augmentation, mask_cache,
     val = PyFeeder(val_dataset, config, shuffle=False, mask_cache=mask_cache,
                    failures=failures[1])
     return train, val, min(config.VALIDATION_STEPS, len(val))
-
-
-def _make_optimizer(name, learning_rate, momentum, clip_norm):
-    """optimizers.make_optimizer on TensorFlow (its fused Adam, replicas
-    summed first); Keras' own SGD / Adam on other backends (one device)."""
-    if keras.backend.backend() == "tensorflow":
-        from mrcnn.engine import optimizers
-
-        return optimizers.make_optimizer(name, learning_rate, momentum, clip_norm)
-    clip = clip_norm or None
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=momentum, clipnorm=clip)
-    if name == "adam":
-        return keras.optimizers.Adam(learning_rate, beta_1=momentum, clipnorm=clip)
-    raise ValueError(f"unknown optimizer {name!r}; expected 'sgd' or 'adam'")
 
 
 def _tensorflow_available():

@@ -37,7 +37,6 @@ own update.
 import threading
 
 import keras
-import tensorflow as tf
 
 # Whether this replica's thread is inside ReduceFirst.apply, its gradients
 # summed already (MirroredStrategy runs each replica in its own thread).
@@ -45,7 +44,12 @@ _state = threading.local()
 
 
 def _replicas():
-    """Replicas of the current replica context (1 outside one)."""
+    """Replicas of the current replica context (1 outside one, and on
+    backends other than TensorFlow)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
     context = tf.distribute.get_replica_context()
     return context.num_replicas_in_sync if context is not None else 1
 
@@ -58,6 +62,8 @@ class ReduceFirst:
     def apply(self, grads, trainable_variables=None):
         if getattr(_state, "reduced", False) or _replicas() == 1:
             return super().apply(grads, trainable_variables)
+        import tensorflow as tf
+
         grads = list(grads)
         present = [i for i, g in enumerate(grads) if g is not None]
         summed = tf.distribute.get_replica_context().all_reduce(
@@ -109,6 +115,8 @@ class FusedAdam(ReduceFirst, keras.optimizers.Adam):
         super().__init__(*args, name=name, **kwargs)
 
     def update_step(self, gradient, variable, learning_rate):
+        import tensorflow as tf
+
         if self.amsgrad or isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
         dtype = variable.dtype
@@ -130,14 +138,16 @@ class FusedAdam(ReduceFirst, keras.optimizers.Adam):
 
 def make_optimizer(name, learning_rate, momentum=0.9, clip_norm=5.0):
     """SGD with momentum (Matterport) or Adam with beta_1 = momentum (its
-    update in one fused kernel), each gradient clipped to clip_norm (per
-    variable, as Matterport's Keras 2 `clipnorm`) after the sum over
-    replicas; in a LossScaleOptimizer under the mixed_float16 policy."""
+    update in one fused TensorFlow kernel; Keras' own Adam on other
+    backends), each gradient clipped to clip_norm (per variable, as
+    Matterport's Keras 2 `clipnorm`) after the sum over replicas; in a
+    LossScaleOptimizer under the mixed_float16 policy."""
     clip = clip_norm or None
     if name == "sgd":
         optimizer = SGD(learning_rate=learning_rate, momentum=momentum, clipnorm=clip)
     elif name == "adam":
-        optimizer = FusedAdam(learning_rate=learning_rate, beta_1=momentum, clipnorm=clip)
+        adam = FusedAdam if keras.backend.backend() == "tensorflow" else keras.optimizers.Adam
+        optimizer = adam(learning_rate=learning_rate, beta_1=momentum, clipnorm=clip)
     else:
         raise ValueError(f"unknown optimizer {name!r}; expected 'sgd' or 'adam'")
     if keras.mixed_precision.global_policy().name == "mixed_float16":
