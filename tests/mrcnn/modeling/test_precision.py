@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mrcnn.modeling import box_ops, network
-from tests.mrcnn.modeling.tiny import TinyConfig, tiny_inputs
+from tests.mrcnn.modeling.tiny import TinyConfig, small_box_regressions, tiny_inputs
 
 POLICIES = ("mixed_float16", "mixed_bfloat16")
 
@@ -34,8 +34,7 @@ def reference():
     keras.utils.set_random_seed(7)
     config = TinyConfig()
     model = _build(config, "inference", "float32")
-    for layer in (model.rpn.get_layer("rpn_bbox_pred"), model.classifier.bbox_fc):
-        layer.kernel.assign(layer.kernel * 0.01)
+    small_box_regressions(model)
     inputs = {k: v for k, v in tiny_inputs(config).items() if k in ("image", "image_meta")}
     inputs["image"] = inputs["image"] / 10.0
     return config, model.get_weights(), inputs, _named(model, inputs)
