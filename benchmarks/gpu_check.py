@@ -95,7 +95,9 @@ def _config(base, backbone):
     return config
 
 
-def _build(config, mode, precision):
+def _build(base, backbone, mode, precision):
+    """(config, model) compiled with XLA under the precision policy."""
+    config = _config(base, backbone)
     keras.mixed_precision.set_global_policy(precision)
     try:
         model = network.build_network(config, mode)
@@ -106,7 +108,7 @@ def _build(config, mode, precision):
             model.compile(jit_compile=True)
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    return model
+    return config, model
 
 
 def _timed(step, steps=STEPS):
@@ -123,8 +125,8 @@ def _timed(step, steps=STEPS):
 
 def train_speed(base, backbone, precision, batch, height, width):
     """Training images/s of one compiled step on a fixed in-memory batch."""
-    model = _build(_config(base, backbone), "training", precision)
-    inputs = batch_inputs(model_config(base, backbone), batch, height, width)
+    config, model = _build(base, backbone, "training", precision)
+    inputs = batch_inputs(config, batch, height, width)
 
     def step():
         logs = model.train_on_batch(inputs, return_dict=True)
@@ -134,13 +136,9 @@ def train_speed(base, backbone, precision, batch, height, width):
     return batch / seconds, spread
 
 
-def model_config(base, backbone):
-    return _config(base, backbone)
-
-
 def detect_speed(base, backbone, precision, batch, height, width):
-    model = _build(_config(base, backbone), "inference", precision)
-    inputs = batch_inputs(model_config(base, backbone), batch, height, width)
+    config, model = _build(base, backbone, "inference", precision)
+    inputs = batch_inputs(config, batch, height, width)
     inputs = {k: inputs[k] for k in ("image", "image_meta")}
 
     def step():
