@@ -267,3 +267,28 @@ def test_heads_train_bn(make_head, shape):
     bns = _bn_layers(trainable)
     assert any(
         not np.allclose(to_np(bn.moving_mean), 0.0) for bn in bns)
+
+
+def test_classifier_whole_window_conv_equals_the_convolution():
+    """The classifier's S x S conv runs as one matmul (heads.py says why):
+    same values and gradients as the Conv2D layer's own call."""
+    import tensorflow as tf
+
+    from mrcnn.modeling.heads import _whole_window_conv
+
+    head = FpnClassifierHead(5, pool_size=3, fc_layers_size=16)
+    head.build((None, None, 3, 3, 8))
+    conv = head.class_conv1
+    conv.bias.assign(np.linspace(-1.0, 1.0, 16, dtype=np.float32))
+    x = tf.constant(features((6, 3, 3, 8), seed=2))
+    grads = []
+    for fn in (conv, lambda t: _whole_window_conv(conv, t)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+            loss = tf.reduce_sum(y * tf.range(16, dtype=tf.float32))
+        grads.append([to_np(y)] + [to_np(g) for g in tape.gradient(loss, [x, conv.kernel,
+                                                                         conv.bias])])
+    for by_conv, by_matmul in zip(*grads):
+        assert by_conv.shape == by_matmul.shape
+        np.testing.assert_allclose(by_matmul, by_conv, rtol=1e-5, atol=1e-5)
