@@ -347,3 +347,32 @@ def test_batch_targets_with_unknown_instance_count_in_graph():
         tf.constant([[1]]), tf.constant([[GT]]), tf.ones([1, 1, 6, 6], tf.uint8))
     np.testing.assert_array_equal(match.numpy(), [[-1, 1, 1, -1, 0, -1]])
     assert class_ids.numpy()[0, 0] == 1
+
+
+def test_rpn_targets_trim_padding_columns_outside_xla_only():
+    """TensorFlow outside XLA drops the trailing padding columns of the
+    ground truth before the anchors' IoU (targets.py says why); XLA keeps
+    them. Same labels and deltas either way, a crowd after a gap included."""
+    shape = (64, 64)
+    spec = anchors_lib.Anchors((8, 16, 32, 64, 128), (0.5, 1, 2), (4, 8, 16, 32, 64), 1)
+    anchors = spec.boxes(shape, normalized=False)
+    class_ids = np.zeros([2, 12], np.int32)
+    boxes = np.zeros([2, 12, 4], np.float32)
+    class_ids[0, :3] = [1, 2, 3]
+    boxes[0, :3] = [[4, 4, 20, 30], [30, 10, 60, 40], [8, 40, 40, 62]]
+    class_ids[1, [0, 1, 5]] = [2, 1, -1]  # a crowd after two padding rows
+    boxes[1, [0, 1, 5]] = [[10, 10, 50, 30], [0, 30, 20, 64], [40, 0, 64, 24]]
+
+    def run(ids, gt):
+        # More anchors labelled than there are: nothing is left to chance.
+        return targets.rpn_targets_batch(anchors, ids, gt, anchors_per_image=2048, std_dev=STD,
+                                         iou_fn=lambda _, b: spec.iou(shape, b))
+
+    present = tf.constant(class_ids != 0)
+    assert targets._leading_columns(present, tf.constant(boxes))[0].shape[1] == 6
+    results = [f(tf.constant(class_ids), tf.constant(boxes)) for f in (
+        run, tf.function(run), tf.function(run, jit_compile=True))]
+    assert (results[0][0].numpy() == 1).sum() > 3
+    for labels, deltas in results[1:]:
+        np.testing.assert_array_equal(labels.numpy(), results[0][0].numpy())
+        np.testing.assert_allclose(deltas.numpy(), results[0][1].numpy(), atol=1e-6)
