@@ -36,7 +36,7 @@ import numpy as np
 
 from mrcnn.config import Config
 from mrcnn.data.image import compose_image_meta
-from mrcnn.engine import devices
+from mrcnn.engine import devices, optimizers
 from mrcnn.modeling import network
 
 WARMUP, STEPS = 2, 8  # untimed steps (compilation), timed steps per figure
@@ -102,8 +102,7 @@ def _build(base, backbone, mode, precision):
     try:
         model = network.build_network(config, mode)
         if mode == "training":
-            model.compile(optimizer=keras.optimizers.SGD(1e-3, momentum=0.9, clipnorm=5.0),
-                          jit_compile=True)
+            model.compile(optimizer=optimizers.make_optimizer("sgd", 1e-3), jit_compile=True)
         else:
             model.compile(jit_compile=True)
     finally:

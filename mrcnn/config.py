@@ -125,6 +125,8 @@ class Config:
     USE_RPN_ROIS = True
     # Train BatchNorm statistics; off by default (small batches).
     TRAIN_BN = False
+    # Gradients are scaled together so that their global norm is at most
+    # this (0: no clipping), as Keras 2's clipnorm did for Matterport.
     GRADIENT_CLIP_NORM = 5.0
 
     # XLA compilation of the training step (`compile(jit_compile=...)`) and

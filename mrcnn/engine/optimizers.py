@@ -9,7 +9,8 @@ decides "finite or skip" from each replica's own gradients, assuming they
 are reduced already (so an overflow on one replica alone can write inf into
 the weights, or skip the step on one replica only). `ReduceFirst` sums the
 gradients across the replicas first, in `apply`, and the rest of the step
-(the finite check and loss-scale update, clipping, the update) then works
+(the finite check and loss-scale update, clipping by the global norm, the
+update) then works
 on the global gradient, the same in every replica: a step on N replicas
 equals the step on one device at the same global batch.
 
@@ -18,7 +19,7 @@ elementwise kernels per variable, each a pass over the variable's memory
 (plus `m` and `v`). TensorFlow's `ResourceApplyAdam` does the same update
 in one kernel. Without XLA (crop_and_resize has no XLA kernel, so the
 training step is never jit-compiled) that is what the update costs. On 2
-CPU cores (benchmarks/bench_optimizer.py), with clipnorm 5: 82 -> 46 ms
+CPU cores (benchmarks/bench_optimizer.py), with per-variable clipnorm 5: 82 -> 46 ms
 per step for the demo model with ResNet-50 (27.6 M trainable weights), 45
 -> 23 ms with ResNet-14 (12.1 M).
 
@@ -139,15 +140,22 @@ class FusedAdam(ReduceFirst, keras.optimizers.Adam):
 def make_optimizer(name, learning_rate, momentum=0.9, clip_norm=5.0):
     """SGD with momentum (Matterport) or Adam with beta_1 = momentum (its
     update in one fused TensorFlow kernel; Keras' own Adam on other
-    backends), each gradient clipped to clip_norm (per variable, as
-    Matterport's Keras 2 `clipnorm`) after the sum over replicas; in a
-    LossScaleOptimizer under the mixed_float16 policy."""
+    backends); in a LossScaleOptimizer under the mixed_float16 policy.
+
+    Gradients are clipped by their global norm (all of them scaled by
+    clip_norm / norm where their joint norm exceeds clip_norm; 0 or None:
+    no clipping), after the sum over replicas. That is what Matterport
+    trained with: Keras 2's `clipnorm` took the norm over all gradients
+    together (`Optimizer.get_gradients`), where Keras 3's `clipnorm` clips
+    each variable's gradient on its own; Keras 3 calls the global one
+    `global_clipnorm`.
+    """
     clip = clip_norm or None
     if name == "sgd":
-        optimizer = SGD(learning_rate=learning_rate, momentum=momentum, clipnorm=clip)
+        optimizer = SGD(learning_rate=learning_rate, momentum=momentum, global_clipnorm=clip)
     elif name == "adam":
         adam = FusedAdam if keras.backend.backend() == "tensorflow" else keras.optimizers.Adam
-        optimizer = adam(learning_rate=learning_rate, beta_1=momentum, clipnorm=clip)
+        optimizer = adam(learning_rate=learning_rate, beta_1=momentum, global_clipnorm=clip)
     else:
         raise ValueError(f"unknown optimizer {name!r}; expected 'sgd' or 'adam'")
     if keras.mixed_precision.global_policy().name == "mixed_float16":

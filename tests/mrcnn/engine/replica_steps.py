@@ -13,7 +13,7 @@ logic does not depend on the model) trained one step by `fit` with
         step ("kernels"), the loss scale before and after, and the same
         with Keras' own LossScaleOptimizer ("keras_kernels", for contrast)
     clip: a Dense model's weights after one SGD step with clipping active
-        (clip_norm far below the gradients' norms), on the two replicas
+        (clip_norm far below the gradients' global norm), on the two replicas
         and on one device at the same global batch, jit off and on:
         "max_diff" (mirrored vs single, jit off), "jit_max_diff" (single
         device jit on vs off), "mirrored_jit_error" (TensorFlow's XLA
@@ -21,6 +21,7 @@ logic does not depend on the model) trained one step by `fit` with
         device: "located in device CPU:1 from device CPU:0"; empty if it
         could), "keras_max_diff" (Keras' own SGD mirrored vs single: it
         clips each replica's share), "moved" (size of the update),
+        "update_norms" (norm of the whole update, single and mirrored),
         "clipped" (whether the single device's gradient norms exceed clip)
 """
 
@@ -108,6 +109,9 @@ def main(out):
         "keras_max_diff": float(np.abs(flat[4] - flat[1]).max()),
         "mirrored_jit_error": mirrored_jit_error,
         "moved": float(np.abs(flat[1] - flat[0]).max()),
+        # Clipped by the global norm, the whole update has norm lr * clip
+        # (1e-3); clipping each of the 2 variables alone would give more.
+        "update_norms": [float(np.linalg.norm(f - flat[0])) for f in flat[1:3]],
         # SGD lr 0.1 on gradients clipped to 0.01 moves a weight <= 1e-3.
         "clipped": bool(np.abs(flat[1] - flat[0]).max() <= 0.1 * 0.01 + 1e-7),
         "replicas": STRATEGY.num_replicas_in_sync,

@@ -65,7 +65,8 @@ def test_under_loss_scaling():
 def test_make_optimizer_gives_the_fused_adam_with_its_settings():
     opt = optimizers.make_optimizer("adam", 2e-4, momentum=0.85, clip_norm=5.0)
     assert isinstance(opt, FusedAdam) and isinstance(opt, keras.optimizers.Adam)
-    assert opt.beta_1 == 0.85 and opt.clipnorm == 5.0 and opt.name == "adam"
+    assert opt.beta_1 == 0.85 and opt.global_clipnorm == 5.0 and opt.name == "adam"
+    assert opt.clipnorm is None
     assert float(opt.learning_rate) == pytest.approx(2e-4)
     again = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
     assert isinstance(again, FusedAdam) and again.get_config() == opt.get_config()

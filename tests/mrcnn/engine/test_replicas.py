@@ -1,13 +1,14 @@
 """Several replicas, correct (issue 16; subprocess:
 tests/mrcnn/engine/replica_steps.py on two logical CPUs): the loss scale's
 finite check and update agree across replicas, and gradients are clipped
-after the sum over replicas, so a mirrored step equals the single-device
+by their global norm after the sum over replicas, so a mirrored step equals the single-device
 step at the same global batch."""
 
 import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 
@@ -38,6 +39,8 @@ def test_clipped_mirrored_step_equals_the_single_device_step(steps):
     assert clip["max_diff"] <= 1e-7
     assert clip["keras_max_diff"] > 1e-5  # Keras clips each replica's share
     assert clip["jit_max_diff"] <= 1e-6
+    # clipped by the global norm: the update's norm is lr * clip_norm
+    np.testing.assert_allclose(clip["update_norms"], [1e-3, 1e-3], rtol=1e-4)
 
 
 def test_xla_on_logical_cpu_replicas_is_tensorflows_limit(steps):

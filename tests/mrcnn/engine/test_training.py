@@ -61,12 +61,12 @@ def test_weight_decay_is_matterports_and_skips_gamma_beta():
     np.testing.assert_allclose(float(loss), 0.4 + 0.5, rtol=1e-6)
 
 
-def test_optimizers_clip_each_gradient():
+def test_optimizers_clip_by_the_global_norm():
     sgd = optimizers.make_optimizer("sgd", 0.01, momentum=0.8, clip_norm=5.0)
-    assert isinstance(sgd, keras.optimizers.SGD) and sgd.clipnorm == 5.0
-    assert sgd.momentum == 0.8
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.global_clipnorm == 5.0
+    assert sgd.clipnorm is None and sgd.momentum == 0.8
     adam = optimizers.make_optimizer("adam", 0.001, clip_norm=0)
-    assert isinstance(adam, keras.optimizers.Adam) and adam.clipnorm is None
+    assert isinstance(adam, keras.optimizers.Adam) and adam.global_clipnorm is None
     with pytest.raises(ValueError, match="rmsprop"):
         optimizers.make_optimizer("rmsprop", 0.1)
 
