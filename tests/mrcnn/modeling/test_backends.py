@@ -1,8 +1,8 @@
 """The same network on TensorFlow and on JAX (issue 16): with the same
 weights, the same losses (relative 1e-4) and detections (same classes,
 boxes within 1e-3 normalised, scores within 1e-4); the JAX side runs with
-TensorFlow blocked (tests/mrcnn/modeling/backend_run.py) and trains 3
-compiled steps with finite losses.
+TensorFlow blocked (tests/mrcnn/modeling/backend_run.py). Training under
+JAX: tests/mrcnn/test_model_jax.py.
 """
 
 import os
@@ -67,11 +67,6 @@ def test_same_losses(results):
 def test_same_detections(results):
     assert_same_detections(results["jax"]["detections"], results["tensorflow"]["detections"],
                            box_atol=1e-3, score_atol=1e-4)
-
-
-def test_jax_trains_with_finite_losses(results):
-    losses = results["jax"]["train_losses"]
-    assert np.isfinite(losses).all()
 
 
 def test_user_api_detect_same_on_both_backends(results):
