@@ -2,18 +2,26 @@
 
     .venv/bin/python -m benchmarks.bench_model \\
         [--backbones resnet50,resnet101] [--sizes 512x1024,1024x2048] \\
+        [--backend tensorflow|jax] [--jit off|on] [--precision float32|mixed_float16|...] \\
         [--steps 3] [--pipeline-steps 20] [--breakdown] [--out table.md] [--json raw.json]
+
+--backend, --jit and --precision pick the Keras backend, XLA compilation
+(of the train step and of detect's graph) and the dtype policy the model
+is built under; the defaults (tensorflow, off, float32) are what earlier
+figures measured.
 
 For every (backbone, H x W) case, two fresh subprocesses run (so that the
 peak resident memory reported belongs to that case and phase group):
 
-- "train": first the input pipeline (`mrcnn.data.pipeline.build_dataset` over a
-  synthetic dataset of H x W images with ~20 instances each): warm-up
-  batches, then `--pipeline-steps` batches timed one by one from the
-  iterator. Then `MaskRCNN("training", ...)`, `set_trainable(km, "all")`,
-  compile with SGD, and `tf.function(km.train_step, reduce_retracing=True)`
-  called on one batch (the same batch every call): `--warmup` calls (the
-  first one traces), then `--steps` timed calls.
+- "train": first, on TensorFlow, the input pipeline
+  (`mrcnn.data.pipeline.build_dataset` over a synthetic dataset of H x W
+  images with ~20 instances each): warm-up batches, then `--pipeline-steps`
+  batches timed one by one from the iterator (other backends take the
+  batch from `mrcnn.data.py_feeder.PyFeeder` and time no pipeline). Then
+  `MaskRCNN("training", ...)`, `set_trainable(km, "all")`, compile with the
+  project's SGD (`make_optimizer`) and `jit_compile`, and Keras'
+  `train_on_batch` on one batch (the same batch every call): `--warmup`
+  calls (the first one traces), then `--steps` timed calls.
 - "detect": `MaskRCNN("inference", ...)` with DETECTION_MIN_CONFIDENCE = 0.0
   (random weights: this keeps the full post-processing path, up to
   DETECTION_MAX_INSTANCES detections and their mask pasting, busy), then
@@ -230,36 +238,47 @@ def time_pipeline(ds, args):
 
 
 def child_train(backbone, height, width, args, emit):
-    import tensorflow as tf
+    import keras
 
-    from mrcnn.data.pipeline import build_dataset
     from mrcnn.engine import optimizers, trainable
     from mrcnn.model import MaskRCNN
 
     config = make_config(backbone, height, width, "training")
     dataset = make_dataset(height, width)
 
-    # Input pipeline, on its own (no model in memory yet). The iterator is
-    # dropped afterwards so that its prefetching stops before the train steps.
-    batch, timing = time_pipeline(build_dataset(dataset, config, seed=SEED), args)
-    gc.collect()
-    n_gt = int(tf.math.count_nonzero(batch["gt_class_ids"]))
-    emit(row("input pipeline", timing, gt_instances=n_gt))
-    log(f"input pipeline: median {statistics.median(timing[1]):.3f} s/batch, "
-        f"{n_gt} gt instances")
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        from mrcnn.data.pipeline import build_dataset
+
+        # Input pipeline, on its own (no model in memory yet). The iterator
+        # is dropped afterwards so that its prefetching stops before the
+        # train steps.
+        batch, timing = time_pipeline(build_dataset(dataset, config, seed=SEED), args)
+        gc.collect()
+        batch = {k: v.numpy() for k, v in batch.items()}
+        n_gt = int(tf.math.count_nonzero(batch["gt_class_ids"]))
+        emit(row("input pipeline", timing, gt_instances=n_gt))
+        log(f"input pipeline: median {statistics.median(timing[1]):.3f} s/batch, "
+            f"{n_gt} gt instances")
+    else:
+        from mrcnn.data.py_feeder import PyFeeder
+
+        batch = PyFeeder(dataset, config, shuffle=False, seed=SEED)[0]
 
     with tempfile.TemporaryDirectory() as tmpdir:
         t0 = time.perf_counter()
+        keras.mixed_precision.set_global_policy(args.precision)
         model = MaskRCNN("training", config, model_dir=tmpdir)
         build_s = time.perf_counter() - t0
         km = model.keras_model
         trainable.set_trainable(km, "all")
-        km.compile(optimizer=optimizers.make_optimizer("sgd", 1e-3), jit_compile=False)
-        step = tf.function(km.train_step, reduce_retracing=True)
+        km.compile(optimizer=optimizers.make_optimizer("sgd", 1e-3),
+                   jit_compile=args.jit == "on")
         losses = []
 
         def train_once():
-            logs = step(batch)
+            logs = km.train_on_batch(batch, return_dict=True)
             losses.append({k: float(v) for k, v in logs.items()})
 
         log(f"train model built in {build_s:.1f} s; running train steps")
@@ -347,9 +366,13 @@ def child_detect(backbone, height, width, args, emit):
     from mrcnn.modeling import postprocess as model_lib
     from mrcnn.model import MaskRCNN
 
+    import keras
+
     config = make_config(backbone, height, width, "inference")
+    config.JIT_COMPILE = args.jit == "on"
     dataset = make_dataset(height, width)
     image = dataset.load_image(0)
+    keras.mixed_precision.set_global_policy(args.precision)
 
     # Split each detect() call into the graph call and the unmolding
     # (boxes back to image pixels + pasting the masks), without changing it.
@@ -450,11 +473,13 @@ def spawn(group, backbone, size, args):
     os.close(fd)
     cmd = [sys.executable, "-m", "benchmarks.bench_model", "--child", group,
            "--backbone", backbone, "--size", size, "--result-file", result_file,
+           "--backend", args.backend, "--jit", args.jit, "--precision", args.precision,
            "--steps", str(args.steps), "--pipeline-steps", str(args.pipeline_steps),
            "--warmup", str(args.warmup), "--phase-budget", str(args.phase_budget)]
     if args.breakdown and group == "train":
         cmd.append("--breakdown")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=REPO_ROOT,
+               KERAS_BACKEND=args.backend)
     log(f"{backbone} {size} {group}: starting")
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env)
@@ -519,7 +544,6 @@ def code_state():
 
 def versions():
     import keras
-    import tensorflow as tf
 
     cpu = platform.processor() or ""
     try:
@@ -530,8 +554,16 @@ def versions():
                     break
     except OSError:
         pass
-    gpus = tf.config.list_physical_devices("GPU")
-    return {"tensorflow": tf.__version__, "keras": keras.__version__,
+    from mrcnn.engine import devices
+
+    try:
+        import tensorflow as tf
+
+        tf_version = tf.__version__
+    except ImportError:
+        tf_version = "absent"
+    gpus = devices.gpu_names()
+    return {"tensorflow": tf_version, "keras": keras.__version__,
             "python": platform.python_version(), "numpy": np.__version__,
             "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
             "cpu_model": cpu, "gpus": len(gpus)}
@@ -617,7 +649,8 @@ def run_parent(args):
         f"Mask R-CNN benchmark, {started}: TensorFlow {info['tensorflow']}, "
         f"Keras {info['keras']}, Python {info['python']}, NumPy {info['numpy']}; "
         f"{info['cpu_count']} CPUs ({info['cpus_usable']} usable, {info['cpu_model']}), "
-        f"{info['gpus']} GPUs; --steps {args.steps}, --pipeline-steps {args.pipeline_steps}, "
+        f"{info['gpus']} GPUs; backend {args.backend}, jit {args.jit}, {args.precision}; "
+        f"--steps {args.steps}, --pipeline-steps {args.pipeline_steps}, "
         f"--warmup {args.warmup}, --phase-budget {args.phase_budget:g} s; "
         f"code: commit {code['commit']}"
         + (" with uncommitted changes in mrcnn/" if code["mrcnn_dirty"] else "")
@@ -661,6 +694,13 @@ def main(argv=None):
     p.add_argument("--breakdown", action="store_true",
                    help="also time parts of the train step (forward pass, backbone + FPN "
                         "forward / forward + backward, RPN head, proposals, mask head)")
+    p.add_argument("--backend", default="tensorflow", choices=("tensorflow", "jax"),
+                   help="Keras backend of the runs (default tensorflow)")
+    p.add_argument("--jit", default="off", choices=("off", "on"),
+                   help="XLA compilation of the train step and detect (default off)")
+    p.add_argument("--precision", default="float32",
+                   choices=("float32", "mixed_float16", "mixed_bfloat16"),
+                   help="Keras dtype policy the model is built under (default float32)")
     p.add_argument("--out", help="also write the Markdown table to this file")
     p.add_argument("--json", help="also write the raw measurements to this JSON file")
     # Internal: one subprocess per (backbone, size, phase group).
