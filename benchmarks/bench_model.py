@@ -613,8 +613,10 @@ def run_parent(args):
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     for backbone in backbones:
         for size in sizes:
-            for group, phases in (("train", ("input pipeline", "train step")),
-                                  ("detect", ("detect",))):
+            # The input pipeline is timed on TensorFlow only (tf.data).
+            train_phases = (("input pipeline",) if args.backend == "tensorflow" else ()) + (
+                "train step",)
+            for group, phases in (("train", train_phases), ("detect", ("detect",))):
                 rows, failure, wall, max_rss = spawn(group, backbone, size, args)
                 now = code_state()
                 if now != code:
