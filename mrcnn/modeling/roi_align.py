@@ -40,10 +40,9 @@ graph and under XLA):
 today) unless the features are bfloat16, and the gathers everywhere else.
 """
 
-import keras
 from keras import ops
 
-from mrcnn.modeling import crop
+from mrcnn.modeling import crop, kernels
 
 MIN_LEVEL, MAX_LEVEL = 2, 5
 
@@ -92,12 +91,7 @@ def pyramid_roi_align(boxes, feature_maps, image_shape, pool_size, method="auto"
 def _kernel_available(dtype):
     """Whether tf.image.crop_and_resize can run here: the TensorFlow backend,
     not tracing for XLA, features not in bfloat16 (which it rejects)."""
-    if keras.backend.backend() != "tensorflow" or "bfloat16" in str(dtype):
-        return False
-    import tensorflow as tf
-    from tensorflow.python.ops import control_flow_util
-
-    return not control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+    return kernels.tensorflow_op_by_op() and "bfloat16" not in str(dtype)
 
 
 def _pool_by_kernel(boxes, levels, feature_maps, pool_size):

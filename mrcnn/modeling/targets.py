@@ -19,10 +19,9 @@ length), vectorised over images, anchors and ROIs, so the step compiles
 the same for one image.
 """
 
-import keras
 from keras import ops
 
-from mrcnn.modeling import box_ops, crop, matching
+from mrcnn.modeling import box_ops, crop, kernels, matching
 
 # Predictions touching a crowd box at least this much are never negatives.
 CROWD_IOU = 0.001
@@ -48,22 +47,11 @@ def _leading_columns(present, *columns):
     TensorFlow's RPN targets take 0.93 s padded and 0.19 s trimmed. The
     trimmed columns are padding, so labels and deltas are the same.
     """
-    if not _shapes_may_vary():
+    if not kernels.tensorflow_op_by_op():
         return columns
     index = ops.arange(1, ops.shape(present)[1] + 1, dtype="int32")
     m = ops.maximum(ops.max(ops.where(present, index[None, :], 0)), 1)
     return tuple(c[:, :m] for c in columns)
-
-
-def _shapes_may_vary():
-    """Whether tensors here may have shapes known only at run time:
-    TensorFlow, eager or in a tf.function, but not compiled by XLA."""
-    if keras.backend.backend() != "tensorflow":
-        return False
-    from tensorflow.python.framework import ops as tf_ops
-    from tensorflow.python.ops import control_flow_util
-
-    return not control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
 
 
 def with_padding_row(x):

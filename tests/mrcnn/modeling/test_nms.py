@@ -1,10 +1,11 @@
-"""mrcnn/modeling/nms.py against tf.image.non_max_suppression (reference_ops.kernel_nms)."""
+"""mrcnn/modeling/nms.py against tf.image.non_max_suppression (reference_ops.kernel_nms):
+both of its methods, the tiles (keras.ops) and the kernel path."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from mrcnn.modeling import nms
+from mrcnn.modeling import kernels, nms
 from tests.mrcnn.modeling.reference_ops import kernel_nms
 
 
@@ -15,17 +16,22 @@ def _boxes(rng, batch, k, low=0.05, high=0.4):
     return np.concatenate([centre - size / 2, centre + size / 2], axis=-1).astype(np.float32)
 
 
+METHODS = ("tiles", "kernel")
+
+
 def _assert_same_as_kernel(boxes, scores, max_output_size, iou_threshold, tile_size=64):
-    indices, valid = nms.non_max_suppression(boxes, scores, max_output_size, iou_threshold,
-                                             tile_size=tile_size)
-    indices, valid = indices.numpy(), valid.numpy()
     expected, counts = (x.numpy() for x in kernel_nms(boxes, scores, max_output_size,
                                                       iou_threshold))
-    assert indices.shape == valid.shape == (len(boxes), max_output_size)
-    assert indices.dtype == np.int32 and valid.dtype == bool
-    for b, count in enumerate(counts):
-        np.testing.assert_array_equal(valid[b], np.arange(max_output_size) < count)
-        np.testing.assert_array_equal(indices[b], expected[b])  # both 0 past the count
+    for method in METHODS:
+        indices, valid = nms.non_max_suppression(boxes, scores, max_output_size,
+                                                 iou_threshold, tile_size=tile_size,
+                                                 method=method)
+        indices, valid = indices.numpy(), valid.numpy()
+        assert indices.shape == valid.shape == (len(boxes), max_output_size)
+        assert indices.dtype == np.int32 and valid.dtype == bool
+        for b, count in enumerate(counts):
+            np.testing.assert_array_equal(valid[b], np.arange(max_output_size) < count)
+            np.testing.assert_array_equal(indices[b], expected[b])  # both 0 past the count
     return counts
 
 
@@ -69,37 +75,51 @@ def test_scores_of_minus_inf_and_nan_are_never_kept():
     scores[0, 1::7] = np.nan
     scores[0, 2] = np.inf
     counts = _assert_same_as_kernel(boxes, scores, 100, 0.5)
-    indices, valid = nms.non_max_suppression(boxes, scores, 100, 0.5)
-    kept = indices.numpy()[0][valid.numpy()[0]]
-    assert kept[0] == 2 and np.isfinite(scores[0, kept[1:]]).all() and counts[0] == len(kept)
-    # nothing at all to keep
-    indices, valid = nms.non_max_suppression(boxes, np.full((1, 100), -np.inf, np.float32), 7, 0.5)
-    assert not valid.numpy().any() and not indices.numpy().any()
+    for method in METHODS:
+        indices, valid = nms.non_max_suppression(boxes, scores, 100, 0.5, method=method)
+        kept = indices.numpy()[0][valid.numpy()[0]]
+        assert kept[0] == 2 and np.isfinite(scores[0, kept[1:]]).all()
+        assert counts[0] == len(kept)
+        # nothing at all to keep
+        indices, valid = nms.non_max_suppression(
+            boxes, np.full((1, 100), -np.inf, np.float32), 7, 0.5, method=method)
+        assert not valid.numpy().any() and not indices.numpy().any()
 
 
 def test_threshold_is_strict():
     # IoU exactly 0.5: kept at threshold 0.5, suppressed below it.
     boxes = np.array([[[0, 0, 1, 1], [0, 0, 1, 2]]], np.float32)
     scores = np.array([[0.5, 0.9]], np.float32)
-    for threshold, kept in ((0.5, [1, 0]), (0.49, [1])):
-        indices, valid = nms.non_max_suppression(boxes, scores, 2, threshold)
-        assert indices.numpy()[0][valid.numpy()[0]].tolist() == kept
+    for method in METHODS:
+        for threshold, kept in ((0.5, [1, 0]), (0.49, [1])):
+            indices, valid = nms.non_max_suppression(boxes, scores, 2, threshold, method=method)
+            assert indices.numpy()[0][valid.numpy()[0]].tolist() == kept
     with pytest.raises(ValueError, match="iou_threshold"):
         nms.non_max_suppression(boxes, scores, 2, 1.5)
+    with pytest.raises(ValueError, match="method"):
+        nms.non_max_suppression(boxes, scores, 2, 0.5, method="fast")
+
+
+def test_auto_takes_the_kernel_op_by_op_and_the_tiles_under_xla():
+    assert kernels.tensorflow_op_by_op()
+    assert tf.function(lambda: tf.constant(kernels.tensorflow_op_by_op()))().numpy()
+    assert not tf.function(lambda: tf.constant(kernels.tensorflow_op_by_op()),
+                           jit_compile=True)().numpy()
 
 
 def test_static_shapes_under_xla_and_unknown_k_while_tracing():
     rng = np.random.default_rng(5)
     boxes, scores = _boxes(rng, 2, 100), rng.uniform(size=(2, 100)).astype(np.float32)
-    expected = nms.non_max_suppression(boxes, scores, 30, 0.5, tile_size=32)
+    expected = nms.non_max_suppression(boxes, scores, 30, 0.5, tile_size=32, method="tiles")
     # tf.image.non_max_suppression cannot compile when max_output_size > K.
     compiled = tf.function(lambda b, s: nms.non_max_suppression(b, s, 120, 0.5, tile_size=32),
                            jit_compile=True)
     indices, _ = compiled(boxes, scores)
     assert indices.shape == (2, 120)
     np.testing.assert_array_equal(indices[:, :30], expected[0])
-    unknown = tf.function(lambda b, s: nms.non_max_suppression(b, s, 30, 0.5, tile_size=32),
-                          input_signature=[tf.TensorSpec([None, None, 4]),
-                                           tf.TensorSpec([None, None])])
-    for got, want in zip(unknown(boxes, scores), expected):
-        np.testing.assert_array_equal(got, want)
+    for method in METHODS:
+        unknown = tf.function(
+            lambda b, s, m=method: nms.non_max_suppression(b, s, 30, 0.5, tile_size=32, method=m),
+            input_signature=[tf.TensorSpec([None, None, 4]), tf.TensorSpec([None, None])])
+        for got, want in zip(unknown(boxes, scores), expected):
+            np.testing.assert_array_equal(got, want)

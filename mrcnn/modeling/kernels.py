@@ -1,0 +1,26 @@
+"""Where TensorFlow's own kernels may stand in for the keras.ops graph.
+
+The network is keras.ops with static shapes, so that it compiles (XLA) and
+runs on every backend. Op by op on TensorFlow (the default, jit off), three
+of TensorFlow's kernels are faster than their keras.ops equivalents and
+take their place; each pair is tested equal:
+
+- ROIAlign: `tf.image.crop_and_resize` per level (roi_align.py);
+- greedy NMS: `tf.image.non_max_suppression` per image (nms.py);
+- the RPN targets' IoU over only the ground-truth columns in use, a shape
+  known at run time only (targets.py).
+"""
+
+import keras
+
+
+def tensorflow_op_by_op():
+    """Whether this runs on the TensorFlow backend outside XLA (eagerly or
+    in a plain tf.function): TensorFlow's kernels and run-time shapes may
+    be used."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    from tensorflow.python.framework import ops as tf_ops
+    from tensorflow.python.ops import control_flow_util
+
+    return not control_flow_util.GraphOrParentsInXlaContext(tf_ops.get_default_graph())
