@@ -43,9 +43,10 @@ def iou(boxes1, boxes2, dtype="float32"):
 
 
 def divide_no_nan(x, y):
-    """x / y, 0 where y is 0 (also in the gradient)."""
-    nonzero = y != 0
-    return ops.where(nonzero, x / ops.where(nonzero, y, 1), 0)
+    """x / y, 0 where y is 0 (also in the gradient): keras.ops', which is
+    one kernel on TensorFlow (tf.math.divide_no_nan) and the same two
+    `where`s as a safe division elsewhere."""
+    return ops.divide_no_nan(x, y)
 
 
 def _center_size(boxes):

@@ -6,6 +6,7 @@ Shape shorthand:
     K: samples kept (RPN_TRAIN_ANCHORS_PER_IMAGE, TRAIN_ROIS_PER_IMAGE)
     iou: [..., N, M] IoU of every prediction with every ground-truth box;
         a column of -1 stands for a padding box, which nobody matches
+        (`match` also takes the transpose, [..., M, N]: see its gt_axis)
 
 Labels follow Matterport's `rpn_match`: 1 positive, -1 negative, 0 ignored.
 Everything is keras.ops with static shapes (samples come as K indices and
@@ -17,42 +18,51 @@ runs on every backend. Random choices draw from `seed` (an int, or a
 import keras
 from keras import ops
 
+from mrcnn.modeling import kernels
+
 POSITIVE, NEUTRAL, NEGATIVE = 1, 0, -1
 
 
-def _columns(iou):
-    """iou with at least one column: a -1 column (nobody's match) is
-    appended when M is 0 or not known statically."""
-    if iou.shape[-1] in (None, 0):
-        iou = ops.concatenate([iou, _minus_ones(iou)], axis=-1)
+def _columns(iou, axis=-1):
+    """iou with at least one ground-truth entry along `axis`: a -1 one
+    (nobody's match) is appended when M is 0 or not known statically."""
+    if iou.shape[axis] in (None, 0):
+        iou = ops.concatenate([iou, _minus_ones(iou, axis)], axis=axis)
     return iou
 
 
-def _minus_ones(x):
-    """A column of -1: [..., 1] for x [..., N] (any N, 0 included)."""
-    return ops.expand_dims(ops.zeros_like(ops.sum(x, axis=-1)), -1) - 1.0
+def _minus_ones(x, axis=-1):
+    """x's shape with `axis` of size 1, filled with -1 (any size of that
+    axis, 0 included): e.g. a column [..., 1] for x [..., N]."""
+    return ops.zeros_like(ops.sum(x, axis=axis, keepdims=True)) - 1.0
 
 
-def match(iou, negative_below, positive_from, allow_low_quality=True):
+def match(iou, negative_below, positive_from, allow_low_quality=True, gt_axis=-1):
     """Label each of N predictions against M ground-truth boxes by IoU.
 
-    iou: [..., N, M] -> (matched [..., N] int32 index of the best ground
-    truth, labels [..., N] int32): IoU < negative_below -> -1,
-    IoU >= positive_from -> 1, in between -> 0. With `allow_low_quality`,
-    the predictions that reach a ground-truth box's highest IoU (ties
-    included, IoU > 0) are positive too, so every box gets at least one
-    (Matterport's RPN rule). Without ground truth (M = 0, or only -1
-    columns) every prediction is negative.
+    iou: [..., N, M] (gt_axis -1) or [..., M, N] (gt_axis -2) -> (matched
+    [..., N] int32 index of the best ground truth, labels [..., N] int32):
+    IoU < negative_below -> -1, IoU >= positive_from -> 1, in between -> 0.
+    With `allow_low_quality`, the predictions that reach a ground-truth
+    box's highest IoU (ties included, IoU > 0) are positive too, so every
+    box gets at least one (Matterport's RPN rule). Without ground truth
+    (M = 0, or only -1 entries) every prediction is negative. Both layouts
+    give the same results; [..., M, N] is faster on TensorFlow's CPU
+    kernels when N is large and M small (the RPN's anchors): reductions
+    over M then run along rows of length N.
     """
-    iou = _columns(ops.cast(ops.convert_to_tensor(iou), "float32"))
-    matched = ops.cast(ops.argmax(iou, axis=-1), "int32")
-    best_iou = ops.max(iou, axis=-1)
+    if gt_axis not in (-1, -2):
+        raise ValueError(f"gt_axis must be -1 or -2, got {gt_axis!r}")
+    iou = _columns(ops.cast(ops.convert_to_tensor(iou), "float32"), gt_axis)
+    matched = kernels.argmax(iou, axis=gt_axis)
+    best_iou = ops.max(iou, axis=gt_axis)
     labels = ops.where(best_iou >= positive_from, POSITIVE, NEUTRAL)
     labels = ops.where(best_iou < negative_below, NEGATIVE, labels)
     if allow_low_quality:
-        gt_best = ops.max(iou, axis=-2, keepdims=True)  # [..., 1, M]
+        # Each box's best IoU over the predictions: [..., 1, M] or [..., M, 1].
+        gt_best = ops.max(iou, axis=-3 - gt_axis, keepdims=True)
         gt_best = ops.where(gt_best > 0.0, gt_best, 2.0)  # IoU 0 is nobody's best
-        is_best = ops.any(ops.equal(iou, gt_best), axis=-1)
+        is_best = ops.any(ops.equal(iou, gt_best), axis=gt_axis)
         labels = ops.where(is_best, POSITIVE, labels)
     # A single -1 column (no ground truth) matches index 0, as before.
     matched = ops.where(best_iou < 0.0, 0, matched)

@@ -63,14 +63,19 @@ def with_padding_row(x):
     return ops.concatenate([x, ops.zeros((shape[0], 1, *shape[2:]), x.dtype)], axis=1)
 
 
-def _label(iou, is_instance, is_crowd, negative_below, positive_from, allow_low_quality):
+def _label(iou, is_instance, is_crowd, negative_below, positive_from, allow_low_quality,
+           gt_axis=-1):
     """Match predictions to the instances; those touching a crowd are not
-    negatives. iou: [B, N, M] -> matched [B, N], labels [B, N]"""
-    instance_iou = ops.where(is_instance[:, None, :], iou, -1.0)
+    negatives. iou: [B, N, M] (gt_axis -1) or [B, M, N] (gt_axis -2) ->
+    matched [B, N], labels [B, N]"""
+    def per_gt(x):  # [B, M] -> broadcastable against iou
+        return x[:, None, :] if gt_axis == -1 else x[:, :, None]
+
+    instance_iou = ops.where(per_gt(is_instance), iou, -1.0)
     matched, labels = matching.match(instance_iou, negative_below, positive_from,
-                                      allow_low_quality)
-    crowd_iou = ops.where(is_crowd[:, None, :], iou, 0.0)
-    near_crowd = ops.any(crowd_iou >= CROWD_IOU, axis=-1)
+                                      allow_low_quality, gt_axis=gt_axis)
+    crowd_iou = ops.where(per_gt(is_crowd), iou, 0.0)
+    near_crowd = ops.max(crowd_iou, axis=gt_axis) >= CROWD_IOU
     labels = ops.where((labels == matching.NEGATIVE) & near_crowd, matching.NEUTRAL, labels)
     return matched, labels
 
@@ -97,8 +102,11 @@ def rpn_targets_batch(anchors, gt_class_ids, gt_boxes, *, anchors_per_image, std
     boxes, is_instance, is_crowd = _leading_columns(is_instance | is_crowd, boxes, is_instance,
                                                     is_crowd)
     anchors = ops.cast(anchors, "float32")
-    iou = iou_fn(anchors, boxes)  # [B, A, M]
-    matched, labels = _label(iou, is_instance, is_crowd, negative_below, positive_from, True)
+    # Labelled in the [B, M, A] layout: its reductions over M run along rows
+    # of A (on TensorFlow's CPU kernels 3-5x faster than over rows of M).
+    iou = ops.transpose(iou_fn(anchors, boxes), (0, 2, 1))
+    matched, labels = _label(iou, is_instance, is_crowd, negative_below, positive_from, True,
+                             gt_axis=-2)
     labels = matching.subsample_labels(labels, anchors_per_image, 0.5, seed)
 
     index, valid = matching.first_true(labels == matching.POSITIVE, anchors_per_image)

@@ -62,6 +62,16 @@ def test_iou_degenerate_boxes_give_zero_not_nan():
     np.testing.assert_array_equal(out, np.zeros((3, 1)))
 
 
+def test_iou_gradient_of_degenerate_pairs_is_zero_not_nan():
+    boxes = tf.constant([[5, 5, 5, 5], [0, 0, 10, 10]], tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(boxes)
+        out = box_ops.iou(boxes, boxes)
+    grad = _np(tape.gradient(out, boxes))
+    assert np.isfinite(grad).all()
+    np.testing.assert_array_equal(grad[0], np.zeros(4))  # only in 0 / 0 pairs
+
+
 def test_iou_empty_inputs():
     a = np.zeros((0, 4), np.float32)
     b = np.array([[0, 0, 1, 1]], np.float32)

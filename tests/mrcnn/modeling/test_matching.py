@@ -8,8 +8,14 @@ from mrcnn.modeling import matching
 
 
 def _match(iou, neg=0.3, pos=0.7, low_quality=True):
-    matched, labels = matching.match(np.asarray(iou, np.float32), neg, pos, low_quality)
-    return matched.numpy(), labels.numpy()
+    """match on iou [N, M]; the [M, N] layout (gt_axis=-2) must agree."""
+    iou = np.asarray(iou, np.float32)
+    matched, labels = (t.numpy() for t in matching.match(iou, neg, pos, low_quality))
+    matched_t, labels_t = (t.numpy() for t in matching.match(iou.T, neg, pos, low_quality,
+                                                              gt_axis=-2))
+    np.testing.assert_array_equal(matched_t, matched)
+    np.testing.assert_array_equal(labels_t, labels)
+    return matched, labels
 
 
 # ----------------------------------------------------------------------- match
@@ -79,6 +85,34 @@ def test_match_empty_ground_truth_in_graph():
     np.testing.assert_array_equal(matched.numpy(), [0] * 4)
     matched, labels = f(tf.constant([[0.8], [0.1]]))
     np.testing.assert_array_equal(labels.numpy(), [1, -1])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32)])
+    def f_t(iou):  # [M, N]
+        return matching.match(iou, 0.3, 0.7, gt_axis=-2)
+
+    matched, labels = f_t(tf.zeros([0, 4]))
+    np.testing.assert_array_equal(labels.numpy(), [-1] * 4)
+    np.testing.assert_array_equal(matched.numpy(), [0] * 4)
+    matched, labels = f_t(tf.constant([[0.8, 0.1]]))
+    np.testing.assert_array_equal(labels.numpy(), [1, -1])
+
+
+def test_match_layouts_agree_on_random_batches_with_ties():
+    # IoUs on a coarse grid (many ties), padding columns of -1, a batch axis.
+    rng = np.random.default_rng(3)
+    iou = rng.integers(0, 8, (3, 50, 6)).astype(np.float32) / 8.0
+    iou[1, :, 4:] = -1.0
+    iou[2] = -1.0
+    for low_quality in (True, False):
+        matched, labels = matching.match(iou, 0.3, 0.7, low_quality)
+        matched_t, labels_t = matching.match(np.swapaxes(iou, 1, 2), 0.3, 0.7, low_quality,
+                                             gt_axis=-2)
+        np.testing.assert_array_equal(np.asarray(matched_t), np.asarray(matched))
+        np.testing.assert_array_equal(np.asarray(labels_t), np.asarray(labels))
+        # matched is the first best column, as NumPy's argmax picks it.
+        np.testing.assert_array_equal(np.asarray(matched)[:2], iou[:2].argmax(axis=-1))
+    with pytest.raises(ValueError, match="gt_axis"):
+        matching.match(iou, 0.3, 0.7, gt_axis=0)
 
 
 # ------------------------------------------------------------- sample_balanced

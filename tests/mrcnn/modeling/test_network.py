@@ -15,7 +15,11 @@ import pytest
 import tensorflow as tf
 
 from mrcnn.modeling import network
-from tests.mrcnn.modeling.tiny import TinyConfig, assert_same_detections
+from tests.mrcnn.modeling.tiny import (
+    TinyConfig,
+    assert_same_detections,
+    small_box_regressions,
+)
 from tests.mrcnn.modeling.tiny import tiny_inputs as _inputs
 
 
@@ -54,6 +58,7 @@ def test_training_step_jit_on_equals_off(config):
 
 
 def test_detections_jit_on_equal_off(config):
+    keras.utils.set_random_seed(4)  # the weights, whichever tests ran before
     model = network.build_network(config, "inference")
     inputs = {k: tf.constant(v) for k, v in _inputs(config).items()
               if k in ("image", "image_meta")}
@@ -61,10 +66,14 @@ def test_detections_jit_on_equal_off(config):
     bias = np.zeros(model.classifier.class_logits.bias.shape, np.float32)
     bias[1] = 5.0
     model.classifier.class_logits.bias.assign(bias)
+    # Without it, random box regressions make slivers whose IoU in NMS
+    # turns on the convolutions' last bits (XLA's and oneDNN's differ).
+    small_box_regressions(model)
     out = {}
     for jit in (False, True):
         graph = tf.function(lambda x: model(x, training=False), jit_compile=jit)
         out[jit] = {k: v.numpy() for k, v in graph(inputs).items()}
     assert_same_detections(out[True]["detections"], out[False]["detections"],
-                           box_atol=1e-4, score_atol=1e-4)
-    np.testing.assert_allclose(out[True]["mrcnn_mask"], out[False]["mrcnn_mask"], atol=1e-4)
+                           box_atol=1e-4, score_atol=1e-4,
+                           masks=(out[True]["mrcnn_mask"], out[False]["mrcnn_mask"]),
+                           mask_atol=1e-4)

@@ -51,16 +51,27 @@ def tiny_inputs(config):
     }
 
 
-def assert_same_detections(got, expected, box_atol, score_atol):
+def _in_order(detections):
+    """Row indices of the detections [D, 6] with a class, sorted by class
+    and box (a run's order among equal scores is its own)."""
+    rows = np.flatnonzero(detections[:, 4] > 0)
+    return rows[np.lexsort(detections[rows, :5].T)]
+
+
+def assert_same_detections(got, expected, box_atol, score_atol, masks=None, mask_atol=None):
     """Detections [B, D, 6] of two runs are the same, up to the order of
-    equal scores: same count and classes, boxes and scores within atol."""
-    for a, b in zip(got, expected):
-        a, b = a[a[:, 4] > 0], b[b[:, 4] > 0]
-        assert len(b) > 0 and len(a) == len(b)
-        a, b = a[np.lexsort(a[:, :5].T)], b[np.lexsort(b[:, :5].T)]
+    equal scores: same count and classes, boxes and scores within atol;
+    with masks=(got [B, D, ...], expected), each detection's masks within
+    mask_atol."""
+    for i, (a, b) in enumerate(zip(got, expected)):
+        rows_a, rows_b = _in_order(a), _in_order(b)
+        assert len(rows_b) > 0 and len(rows_a) == len(rows_b)
+        a, b = a[rows_a], b[rows_b]
         np.testing.assert_array_equal(a[:, 4], b[:, 4])
         np.testing.assert_allclose(a[:, :4], b[:, :4], atol=box_atol)
         np.testing.assert_allclose(a[:, 5], b[:, 5], atol=score_atol)
+        if masks is not None:
+            np.testing.assert_allclose(masks[0][i][rows_a], masks[1][i][rows_b], atol=mask_atol)
 
 
 def small_box_regressions(model, factor=0.01):
