@@ -269,10 +269,8 @@ def compute_matches(gt_boxes, gt_class_ids, gt_masks, pred_boxes, pred_class_ids
         # Ground truth reversed, so that argmax's first of equal IoUs is the last.
         iou = np.where(same, overlaps, -1.0).T[None, ::-1]  # [1, G, D]
         threshold = max(_at_least(iou_threshold), np.float32(score_threshold))
-        _, _, taken = mask_ap.sweep_matches(tf.constant(iou, tf.float32),
-                                            tf.constant([threshold], tf.float32),
-                                            legacy_matterport)
-        taken = taken.numpy()[0, 0]
+        _, _, taken = mask_ap.sweep_matches(iou, [threshold], legacy_matterport)
+        taken = taken[0, 0]
         hits = np.flatnonzero(taken >= 0)
         pred_match[hits] = num_gt - 1 - taken[hits]
         # The last prediction to take a ground truth (two under the legacy rule).

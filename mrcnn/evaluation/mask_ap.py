@@ -34,14 +34,17 @@ give recall above 1). `legacy_matterport=True` reproduces it for
 comparison; docs/evaluation.md reports the difference it makes.
 
 All thresholds are matched at once from one IoU matrix per image, in a
-TensorFlow loop over the detections (on a GPU when there is one), for a
-chunk of images at a time.
+compiled keras.ops loop over the detections (a tf.function on TensorFlow,
+jax.jit on JAX; on a GPU when there is one), for a chunk of images at a
+time.
 """
 
+import keras
 import numpy as np
-import tensorflow as tf
+from keras import ops
 
 from mrcnn.evaluation.ranking import rank_order
+from mrcnn.modeling import kernels
 
 # Matterport's IoU sweep: 0.5, 0.55, ..., 0.95.
 IOU_THRESHOLDS = np.round(np.arange(0.5, 0.951, 0.05), 2)
@@ -71,41 +74,70 @@ def iou_from_overlaps(intersection, gt_pixels, pred_pixels):
     return np.where(union > 0, inter / np.maximum(union, 1.0), 0.0).astype(np.float32)
 
 
-# A metric helper on small host-side arrays, not the model: it stays off XLA
-# whatever Config.JIT_COMPILE says (no --jit_compile here).
-@tf.function(reduce_retracing=True, jit_compile=False)
 def sweep_matches(iou, thresholds, legacy_matterport=False):
     """Greedy matching at every threshold for a batch of images.
 
     iou: [B, G, D] float32, detections in score order; -1 where the classes
         differ and for padding rows/columns.
     thresholds: [T] float32. legacy_matterport: see the module docstring.
-    Returns (matched [B, T, D] bool: detection d is a true positive,
-    taken [B, T, G] bool: ground truth g was matched,
+    Returns NumPy arrays (matched [B, T, D] bool: detection d is a true
+    positive, taken [B, T, G] bool: ground truth g was matched,
     gt_index [B, T, D] int32: the ground truth detection d matched, or -1).
     """
-    batch, num_gt, num_det = tf.unstack(tf.shape(iou))
-    num_t = tf.shape(thresholds)[0]
-    by_det = tf.transpose(iou, [2, 0, 1])  # [D, B, G]
+    iou = np.ascontiguousarray(iou, np.float32)
+    thresholds = np.ascontiguousarray(thresholds, np.float32)
+    taken, gt_index = _compiled_sweep(bool(legacy_matterport))(iou, thresholds)
+    gt_index = ops.convert_to_numpy(gt_index)
+    return gt_index >= 0, ops.convert_to_numpy(taken), gt_index
 
-    def step(d, taken, gt_index):
-        candidates = tf.where(taken, -1.0, by_det[d][:, None, :])  # [B, T, G]
-        best = tf.argmax(candidates, axis=2, output_type=tf.int32)  # [B, T]
-        hit = tf.reduce_max(candidates, axis=2) >= thresholds[None, :]  # [B, T]
-        take = tf.logical_and(tf.one_hot(best, num_gt, on_value=True, off_value=False),
-                              hit[..., None])
+
+def _sweep(iou, thresholds, legacy_matterport):
+    """sweep_matches' loop in keras.ops: one step per detection, all images
+    and thresholds at once. -> taken [B, T, G] bool, gt_index [B, T, D]"""
+    shape = ops.shape(iou)
+    batch, num_gt, num_det = shape[0], shape[1], shape[2]
+    num_t = ops.shape(thresholds)[0]
+    by_det = ops.transpose(iou, (2, 0, 1))  # [D, B, G]
+
+    def step(d, state):
+        taken, gt_index = state  # [B, T, G], [D, B, T]
+        candidates = ops.where(taken, -1.0, ops.take(by_det, d, axis=0)[:, None, :])  # [B, T, G]
+        best = kernels.argmax(candidates, axis=2)  # [B, T]
+        hit = ops.max(candidates, axis=2) >= thresholds[None, :]  # [B, T]
+        take = ops.logical_and(ops.one_hot(best, num_gt, dtype="bool"), hit[..., None])
         if legacy_matterport:
-            take = tf.logical_and(take, d > 0)
-        return d + 1, tf.logical_or(taken, take), gt_index.write(d, tf.where(hit, best, -1))
+            take = ops.logical_and(take, d > 0)
+        row = ops.where(hit, best, -1)[None]  # [1, B, T]
+        return ops.logical_or(taken, take), ops.slice_update(gt_index, (d, 0, 0), row)
 
-    taken = tf.zeros([batch, num_t, num_gt], tf.bool)
-    gt_index = tf.TensorArray(tf.int32, size=num_det, element_shape=[None, None])
-    _, taken, gt_index = tf.while_loop(
-        lambda d, *_: d < num_det, step, (tf.constant(0), taken, gt_index),
-        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, None]),
-                          tf.TensorShape(None)))
-    gt_index = tf.transpose(tf.reshape(gt_index.stack(), [num_det, batch, num_t]), [1, 2, 0])
-    return gt_index >= 0, taken, gt_index
+    taken, gt_index = ops.fori_loop(0, num_det, step, (
+        ops.zeros((batch, num_t, num_gt), "bool"), ops.zeros((num_det, batch, num_t), "int32")))
+    return taken, ops.transpose(gt_index, (1, 2, 0))
+
+
+_COMPILED = {}
+
+
+def _compiled_sweep(legacy_matterport):
+    """_sweep compiled for the backend: a tf.function off XLA on TensorFlow
+    (shapes left free: the chunks' G and D vary), jax.jit on JAX (one
+    compilation per shape); as it is elsewhere. A metric on small host-side
+    arrays, not the model: Config.JIT_COMPILE does not apply."""
+    key = (keras.backend.backend(), legacy_matterport)
+    if key not in _COMPILED:
+        def sweep(iou, thresholds):
+            return _sweep(iou, thresholds, legacy_matterport)
+
+        if key[0] == "tensorflow":
+            import tensorflow as tf
+
+            sweep = tf.function(sweep, reduce_retracing=True, jit_compile=False)
+        elif key[0] == "jax":
+            import jax
+
+            sweep = jax.jit(sweep)
+        _COMPILED[key] = sweep
+    return _COMPILED[key]
 
 
 def precision_envelope(matched, selected):
@@ -175,9 +207,7 @@ class MatterportEval:
             for i, (_, gt, det, _, m, _) in enumerate(chunk):
                 same = gt[:, None] == det[None, :]
                 iou[i, :len(gt), :len(det)] = np.where(same, m, -1.0)
-            matched, taken, _ = sweep_matches(tf.constant(iou), tf.constant(self.thresholds),
-                                              self.legacy_matterport)
-            matched, taken = matched.numpy(), taken.numpy()
+            matched, taken, _ = sweep_matches(iou, self.thresholds, self.legacy_matterport)
             out += [(k, gt, det, s, matched[i, :, :len(det)], taken[i, :, :len(gt)], order)
                     for i, (k, gt, det, s, _, order) in enumerate(chunk)]
         return out

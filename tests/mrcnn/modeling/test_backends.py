@@ -25,17 +25,26 @@ from tests.mrcnn.modeling.tiny import (
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
 
 
-def _run(backend, weights, out):
+def _start(backend, weights, out):
+    """backend_run in a subprocess, its stderr to out + '.log'."""
     env = {**os.environ, "KERAS_BACKEND": backend, "JAX_PLATFORMS": "cpu"}
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.mrcnn.modeling.backend_run", str(weights), str(out)],
-        check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr[-3000:]
+    with open(f"{out}.log", "w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.mrcnn.modeling.backend_run", str(weights), str(out)],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def _result(process, out):
+    process.wait(timeout=900)
+    with open(f"{out}.log") as log:
+        assert process.returncode == 0, log.read()[-3000:]
     return np.load(out)
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
+def results(tmp_path_factory, jax_training):
+    """Both backends' outputs; `jax_training` (test_model_jax.py's run) is
+    requested only to start it beside these two."""
     pytest.importorskip("jax")
     tmp = tmp_path_factory.mktemp("backends")
     keras.utils.set_random_seed(5)
@@ -53,7 +62,14 @@ def results(tmp_path_factory):
                **{f"w_infer_{i}": w for i, w in enumerate(infer.get_weights())}}
     np.savez(tmp / "weights.npz", **weights)
     hdf5.save_weights(infer, str(tmp / "infer.h5"))  # the legacy Keras 2 layout
-    return {b: _run(b, tmp / "weights.npz", tmp / f"{b}.npz") for b in ("tensorflow", "jax")}
+    # Both backends at once: much of each run is single-threaded tracing
+    # and compiling, so two processes share two cores well.
+    runs = {b: _start(b, tmp / "weights.npz", tmp / f"{b}.npz") for b in ("tensorflow", "jax")}
+    try:
+        return {b: _result(process, tmp / f"{b}.npz") for b, process in runs.items()}
+    finally:
+        for process in runs.values():
+            process.kill()
 
 
 def test_same_losses(results):
