@@ -22,10 +22,9 @@ import keras
 import numpy as np
 
 from mrcnn.data.augmentation import FlipCrop
-from mrcnn.data.shapes import ShapesDataset
 from mrcnn.evaluation import mask_ap
 from mrcnn.model import MaskRCNN
-from tests.mrcnn.modeling.tiny import TinyConfig
+from tests.mrcnn.modeling.tiny import CachedShapes, TinyConfig
 
 
 class Config(TinyConfig):
@@ -37,11 +36,6 @@ class Config(TinyConfig):
     TRAIN_ROIS_PER_IMAGE = 32
     ROI_POSITIVE_RATIO = 0.33
     POST_NMS_ROIS_TRAINING = 100
-
-
-class CachedShapes(ShapesDataset):
-    def cache_version(self, image_id):
-        return "1"
 
 
 def main(out_dir):

@@ -12,6 +12,7 @@ from mrcnn.data.feed_failures import FeedFailures
 from mrcnn.data.py_feeder import PyFeeder
 from mrcnn.data.shapes import ShapesDataset
 from tests.mrcnn.data.test_pipeline import NoMini, SmallConfig, shapes
+from tests.mrcnn.modeling.tiny import CachedShapes
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__)))))
@@ -88,11 +89,6 @@ def test_an_image_that_fails_is_counted_and_replaced():
 def test_numpy_augmentations_only():
     with pytest.raises(TypeError, match="no augment_numpy"):
         PyFeeder(shapes(), SmallConfig(), augmentation=lambda image, masks: (image, masks))
-
-
-class CachedShapes(ShapesDataset):
-    def cache_version(self, image_id):
-        return "1"
 
 
 def test_pickles_for_spawned_workers(tmp_path):

@@ -1,10 +1,12 @@
-"""A tiny Mask R-CNN configuration and one batch of inputs, shared by the
-network tests on every backend (imports neither TensorFlow nor JAX)."""
+"""A tiny Mask R-CNN configuration, one batch of inputs and a shapes
+dataset that may be cached, shared by the network tests on every backend
+(imports neither TensorFlow nor JAX)."""
 
 import numpy as np
 
 from mrcnn.config import Config
 from mrcnn.data.image import compose_image_meta
+from mrcnn.data.shapes import ShapesDataset
 
 SIZE = 64
 
@@ -81,3 +83,11 @@ def small_box_regressions(model, factor=0.01):
     changes (or that vanish when detect() rounds them to pixels)."""
     for layer in (model.rpn.get_layer("rpn_bbox_pred"), model.classifier.bbox_fc):
         layer.kernel.assign(layer.kernel * factor)
+
+
+class CachedShapes(ShapesDataset):
+    """Synthetic shapes whose mini-mask records may be cached (a seeded
+    `load_shapes` always draws the same images)."""
+
+    def cache_version(self, image_id):
+        return "1"
