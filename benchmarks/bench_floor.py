@@ -24,16 +24,17 @@ whole `MaskRCNN.detect` (mold, graph, unmold), medians of --repeats calls.
 import argparse
 import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 import numpy as np
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
+
+from benchmarks.timing import median_seconds
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -44,16 +45,6 @@ CONV_SHAPES = {  # name: (input [N, H, W, C] at 1024 x 2048, kernel size, filter
     "ResNet res2 1x1 64->256 on 256x512": ((1, 256, 512, 64), 1, 256),
     "mask head 3x3 256->256 on 100 x 14x14": ((100, 14, 14, 256), 3, 256),
 }
-
-
-def timed(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), max(times) - min(times)
 
 
 def conv_throughput(repeats):
@@ -67,7 +58,7 @@ def conv_throughput(repeats):
         w = tf.constant(rng.normal(size=(k, k, shape[-1], filters)).astype(np.float32))
         conv = tf.function(lambda x, w: tf.nn.conv2d(x, w, 1, "SAME"))
         flops = 2.0 * np.prod(shape[:3]) * k * k * shape[-1] * filters
-        seconds, _ = timed(lambda c=conv, x=x, w=w: c(x, w).numpy(), repeats)
+        seconds, _ = median_seconds(lambda c=conv, x=x, w=w: c(x, w).numpy(), repeats)
         out[name] = flops / seconds / 1e9
     return out
 
@@ -167,11 +158,12 @@ def main(argv=None):
             parts = conv_flops_by_part(km, h, w, config.POST_NMS_ROIS_INFERENCE,
                                        config.DETECTION_MAX_INSTANCES)
             image = np.random.default_rng(0).integers(0, 256, (h, w, 3)).astype(np.uint8)
-            detect_s, detect_spread = timed(lambda m=model, i=image: m.detect([i]), args.repeats)
+            detect_s, detect_spread = median_seconds(lambda m=model, i=image: m.detect([i]),
+                                                     args.repeats)
             molded, metas, _ = model.mold_inputs([image])
             infer = model._infer
             inputs = {"image": molded, "image_meta": metas}
-            graph_s, graph_spread = timed(lambda f=infer, x=inputs: f(x), args.repeats)
+            graph_s, graph_spread = median_seconds(lambda f=infer, x=inputs: f(x), args.repeats)
         floor = total / (best * 1e9)
         entry = {"flops": total, "flops_by_op": by_type, "conv_flops_by_part": parts,
                  "floor_s": floor, "graph_s": graph_s, "graph_spread_s": graph_spread,

@@ -34,6 +34,7 @@ if "KERAS_BACKEND" not in os.environ and importlib.util.find_spec("tensorflow") 
 import keras
 import numpy as np
 
+from benchmarks.timing import median_seconds
 from mrcnn.config import Config
 from mrcnn.data.image import compose_image_meta
 from mrcnn.engine import devices, optimizers
@@ -110,18 +111,6 @@ def _build(base, backbone, mode, precision):
     return config, model
 
 
-def _timed(step, steps=STEPS):
-    """Seconds per call of step() after WARMUP calls (median of `steps`)."""
-    for _ in range(WARMUP):
-        step()
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), float(np.max(times) - np.min(times))
-
-
 def train_speed(base, backbone, precision, batch, height, width):
     """Training images/s of one compiled step on a fixed in-memory batch."""
     config, model = _build(base, backbone, "training", precision)
@@ -131,7 +120,7 @@ def train_speed(base, backbone, precision, batch, height, width):
         logs = model.train_on_batch(inputs, return_dict=True)
         float(logs["loss"])  # waits for the step
 
-    seconds, spread = _timed(step)
+    seconds, spread = median_seconds(step, STEPS, WARMUP)
     return batch / seconds, spread
 
 
@@ -143,7 +132,7 @@ def detect_speed(base, backbone, precision, batch, height, width):
     def step():
         np.asarray(model.predict_on_batch(inputs)["detections"])
 
-    seconds, spread = _timed(step)
+    seconds, spread = median_seconds(step, STEPS, WARMUP)
     return batch / seconds, spread
 
 
