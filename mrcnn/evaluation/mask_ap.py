@@ -39,6 +39,8 @@ jax.jit on JAX; on a GPU when there is one), for a chunk of images at a
 time.
 """
 
+import functools
+
 import keras
 import numpy as np
 from keras import ops
@@ -86,7 +88,8 @@ def sweep_matches(iou, thresholds, legacy_matterport=False):
     """
     iou = np.ascontiguousarray(iou, np.float32)
     thresholds = np.ascontiguousarray(thresholds, np.float32)
-    taken, gt_index = _compiled_sweep(bool(legacy_matterport))(iou, thresholds)
+    taken, gt_index = _compiled_sweep(keras.backend.backend(), bool(legacy_matterport))(
+        iou, thresholds)
     gt_index = ops.convert_to_numpy(gt_index)
     return gt_index >= 0, ops.convert_to_numpy(taken), gt_index
 
@@ -115,29 +118,24 @@ def _sweep(iou, thresholds, legacy_matterport):
     return taken, ops.transpose(gt_index, (1, 2, 0))
 
 
-_COMPILED = {}
+@functools.cache
+def _compiled_sweep(backend, legacy_matterport):
+    """_sweep compiled for the backend, once per (backend, rule): a
+    tf.function off XLA on TensorFlow (shapes left free: the chunks' G and D
+    vary), jax.jit on JAX (one compilation per shape). A metric on small
+    host-side arrays, not the model: Config.JIT_COMPILE does not apply."""
+    def sweep(iou, thresholds):
+        return _sweep(iou, thresholds, legacy_matterport)
 
+    if backend == "tensorflow":
+        import tensorflow as tf
 
-def _compiled_sweep(legacy_matterport):
-    """_sweep compiled for the backend: a tf.function off XLA on TensorFlow
-    (shapes left free: the chunks' G and D vary), jax.jit on JAX (one
-    compilation per shape); as it is elsewhere. A metric on small host-side
-    arrays, not the model: Config.JIT_COMPILE does not apply."""
-    key = (keras.backend.backend(), legacy_matterport)
-    if key not in _COMPILED:
-        def sweep(iou, thresholds):
-            return _sweep(iou, thresholds, legacy_matterport)
+        return tf.function(sweep, reduce_retracing=True, jit_compile=False)
+    if backend == "jax":
+        import jax
 
-        if key[0] == "tensorflow":
-            import tensorflow as tf
-
-            sweep = tf.function(sweep, reduce_retracing=True, jit_compile=False)
-        elif key[0] == "jax":
-            import jax
-
-            sweep = jax.jit(sweep)
-        _COMPILED[key] = sweep
-    return _COMPILED[key]
+        return jax.jit(sweep)
+    return sweep
 
 
 def precision_envelope(matched, selected):
