@@ -23,6 +23,7 @@ def test_argmax_equals_keras_argmax_first_among_ties(axis):
 
 
 def test_op_by_op_is_false_under_xla():
+    # nms.py and roi_align.py take TensorFlow's kernels (method "auto") on this.
     assert kernels.tensorflow_op_by_op()
     assert tf.function(lambda: tf.constant(kernels.tensorflow_op_by_op()))().numpy()
     assert not tf.function(lambda: tf.constant(kernels.tensorflow_op_by_op()),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mrcnn.modeling import kernels, nms
+from mrcnn.modeling import nms
 from tests.mrcnn.modeling.reference_ops import kernel_nms
 
 
@@ -98,13 +98,6 @@ def test_threshold_is_strict():
         nms.non_max_suppression(boxes, scores, 2, 1.5)
     with pytest.raises(ValueError, match="method"):
         nms.non_max_suppression(boxes, scores, 2, 0.5, method="fast")
-
-
-def test_auto_takes_the_kernel_op_by_op_and_the_tiles_under_xla():
-    assert kernels.tensorflow_op_by_op()
-    assert tf.function(lambda: tf.constant(kernels.tensorflow_op_by_op()))().numpy()
-    assert not tf.function(lambda: tf.constant(kernels.tensorflow_op_by_op()),
-                           jit_compile=True)().numpy()
 
 
 def test_static_shapes_under_xla_and_unknown_k_while_tracing():
