@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from mrcnn.checkpoint import pretrained
 from mrcnn.data import image as imaging
+from mrcnn.data import instances
 from mrcnn.data import masks as instance_masks
 from mrcnn.data.dataset import Dataset
 from mrcnn.evaluation import mask_ap
@@ -208,18 +209,18 @@ def minimize_mask(bbox, mask, mini_shape):
 def expand_mask(bbox, mini_mask, image_shape):
     """Inverse of minimize_mask: mini_mask [h, w, N] pasted into the boxes
     bbox [N, 4+] of an image of image_shape -> bool [H, W, N]. Wraps
-    masks.paste_masks (the same >= 0.5 rule as minimize_mask)."""
+    instances.paste_masks (the same >= 0.5 rule as minimize_mask)."""
     mini = np.transpose(np.asarray(mini_mask), (2, 0, 1))
-    return instance_masks.paste_masks(mini, np.asarray(bbox)[:, :4], tuple(image_shape)[:2]).numpy()
+    return instances.paste_masks(mini, np.asarray(bbox)[:, :4], tuple(image_shape)[:2])
 
 
 def unmold_mask(mask, bbox, image_shape):
     """A head's mask [h, w] float pasted into its box bbox (y1, x1, y2, x2)
     of an image of image_shape -> bool [H, W], kept where >= 0.5. Wraps
-    masks.paste_masks, as the model's detect() does."""
+    instances.paste_masks, as the model's detect() does."""
     mini = np.asarray(mask, np.float32)[None]
     box = np.asarray(bbox)[None, :4]
-    return instance_masks.paste_masks(mini, box, tuple(image_shape)[:2]).numpy()[..., 0]
+    return instances.paste_masks(mini, box, tuple(image_shape)[:2])[..., 0]
 
 
 # ------------------------------------------------------------- evaluation

@@ -122,6 +122,61 @@ def sample_points(low, high, size, count):
     return below.astype(np.int64), np.ceil(points).astype(np.int64), points - below, inside
 
 
+def paste_masks(mini, boxes, image_shape, threshold=0.5):
+    """Paste masks given inside their boxes onto the whole image.
+
+    masks.paste_masks in NumPy, pixel for pixel (its float32 sampling and
+    interpolation, ties at `threshold` included), with the work bounded by
+    the boxes: a pixel more than one pixel outside its box samples only the
+    mini-mask's zero border, so only the pixels near each box are computed.
+
+    mini: [N, h, w] probabilities (or bool); boxes: [N, 4] pixels (float
+    allowed); image_shape: (H, W); threshold > 0 -> bool [H, W, N].
+    """
+    if not threshold > 0:
+        raise ValueError(f"paste_masks: threshold must be > 0, got {threshold}")
+    f32 = np.float32
+    mini = np.asarray(mini, f32)
+    boxes = np.asarray(boxes, f32).reshape(-1, 4)
+    height, width = int(image_shape[0]), int(image_shape[1])
+    n, mh, mw = mini.shape
+    out = np.zeros((height, width, n), bool)
+    if n == 0:
+        return out
+    y1, x1, y2, x2 = boxes.T
+    bh = np.maximum(y2 - y1, f32(1e-6)) / f32(mh)
+    bw = np.maximum(x2 - x1, f32(1e-6)) / f32(mw)
+    padded = np.pad(mini, [(0, 0), (1, 1), (1, 1)])  # a zero border of one cell
+    regions = np.stack([-y1 / bh, -x1 / bw, (f32(height) - y1) / bh,
+                        (f32(width) - x1) / bw], axis=-1) + f32(1.0)
+    crop = resample_boxes(regions, (mh + 2, mw + 2), (height, width))
+    top, bottom, y_lerp, y_on = sample_points(crop[:, 0], crop[:, 2], mh + 2, height)
+    left, right, x_lerp, x_on = sample_points(crop[:, 1], crop[:, 3], mw + 2, width)
+    # The kernel's interpolation along x, for every mini-mask row: [N, h + 2, W]
+    # (the rows `top` and `bottom` of this are its `upper` and `lower`).
+    at_left = np.take_along_axis(padded, left[:, None, :], axis=2)
+    along_x = at_left + (np.take_along_axis(padded, right[:, None, :], axis=2) - at_left) \
+        * x_lerp[:, None, :]
+    # Rows and columns that touch a mask cell (not only the zero border):
+    # one contiguous run of each per instance, its box and a pixel around it.
+    rows = y_on & (bottom >= 1) & (top <= mh)  # [N, H]
+    cols = x_on & (right >= 1) & (left <= mw)  # [N, W]
+    inst, y = np.nonzero(rows)  # R runs of pixels, one per (instance, row)
+    first_x = cols.argmax(axis=1)[inst]
+    counts = cols.sum(axis=1)[inst]
+    # Flat indices of each run's first pixel, then of every pixel (P).
+    upper_at = (inst * (mh + 2) + top[inst, y]) * width + first_x
+    lower_at = (inst * (mh + 2) + bottom[inst, y]) * width + first_x
+    out_at = (y * width + first_x) * n + inst
+    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    along_x = along_x.reshape(-1)
+    upper = along_x[np.repeat(upper_at, counts) + offset]
+    lower = along_x[np.repeat(lower_at, counts) + offset]
+    on = upper + (lower - upper) * np.repeat(y_lerp[inst, y], counts) >= threshold
+    out.reshape(-1)[(np.repeat(out_at, counts) + offset * n)[on]] = True
+    return out
+
+
 def transform_instances(boxes, mini, window, out_size, flip=False):
     """Move instances given as boxes + mini-masks into a new image frame.
 

@@ -125,36 +125,3 @@ def resample_boxes(regions, source_size, out_size):
     ny = ops.maximum(sh - 1.0, 1.0)
     nx = ops.maximum(sw - 1.0, 1.0)
     return ops.stack([first_y / ny, first_x / nx, last_y / ny, last_x / nx], axis=-1)
-
-
-def paste_masks(mini, boxes, image_shape, threshold=0.5, chunk=16):
-    """Paste masks given inside their boxes onto the whole image, in
-    keras.ops (every backend): the sampling of mrcnn/data/masks.py's
-    `paste_masks_first` (TensorFlow's kernel), by gathers.
-
-    mini: [N, h, w] probabilities; boxes: [N, 4] pixels (y1, x1, y2, x2);
-    image_shape: (H, W) ints -> NumPy bool [N, H, W]. `chunk` instances at a
-    time (a Python loop over a few chunks, never one per instance).
-    """
-    import numpy as np
-
-    mini = np.asarray(mini, np.float32)
-    boxes = np.asarray(boxes, np.float32)
-    height, width = int(image_shape[0]), int(image_shape[1])
-    n, mh, mw = mini.shape
-    if n == 0:
-        return np.zeros((0, height, width), bool)
-    y1, x1, y2, x2 = boxes.T
-    bh = np.maximum(y2 - y1, 1e-6) / np.float32(mh)
-    bw = np.maximum(x2 - x1, 1e-6) / np.float32(mw)
-    # A zero border of one cell: pixels near a box's edge interpolate to 0.
-    padded = np.pad(mini, [(0, 0), (1, 1), (1, 1)])[..., None]
-    regions = np.stack([-y1 / bh, -x1 / bw, (height - y1) / bh, (width - x1) / bw], axis=-1) + 1.0
-    crop_boxes = resample_boxes(regions, (mh + 2, mw + 2), (height, width))
-    parts = []
-    for start in range(0, n, chunk):
-        stop = min(start + chunk, n)
-        pasted = crop_and_resize(padded[start:stop], crop_boxes[start:stop],
-                                 np.arange(stop - start, dtype=np.int32), (height, width))
-        parts.append(ops.convert_to_numpy(pasted[..., 0] >= threshold))
-    return np.concatenate(parts, axis=0)

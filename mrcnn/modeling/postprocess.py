@@ -13,7 +13,8 @@ pasted into its box at the original resolution.
 import keras
 import numpy as np
 
-from mrcnn.modeling import box_ops, crop
+from mrcnn.data import instances
+from mrcnn.modeling import box_ops
 
 
 def to_original_boxes(boxes, original_image_shape, image_shape, window):
@@ -44,16 +45,5 @@ def unmold_detections(detections, mrcnn_mask, original_image_shape, image_shape,
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     boxes, class_ids, scores = boxes[keep], class_ids[keep], scores[keep]
     class_masks = mrcnn_mask[:n][keep][np.arange(len(class_ids)), :, :, class_ids]
-    full = paste_masks(class_masks, boxes, (h, w))
+    full = instances.paste_masks(class_masks, boxes, (h, w))
     return {"rois": boxes, "class_ids": class_ids, "scores": scores, "masks": full}
-
-
-def paste_masks(mini, boxes, image_shape):
-    """mini [N, h, w] probabilities in boxes [N, 4] pixels -> bool [H, W, N].
-    TensorFlow's crop_and_resize kernel on the TensorFlow backend (faster on
-    a CPU), the same sampling by gathers (crop.paste_masks) elsewhere."""
-    if keras.backend.backend() == "tensorflow":
-        from mrcnn.data import masks
-
-        return masks.paste_masks(mini, boxes, image_shape).numpy()
-    return np.transpose(crop.paste_masks(mini, boxes, image_shape), (1, 2, 0))

@@ -55,6 +55,45 @@ def test_no_instances():
     assert out.shape == (0, 4) and mini.shape == (0, 56, 56) and keep.shape == (0,)
 
 
+# ----------------------------------------------------------------- paste_masks
+def random_boxes(rng, count, low, high, integer=False):
+    corners = np.sort(rng.uniform(low, high, (count, 2, 2)), axis=1)
+    boxes = corners.reshape(count, 4)[:, [0, 2, 1, 3]].astype(np.float32)
+    return np.round(boxes) if integer else boxes
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_paste_masks_equals_the_tensorflow_one(seed):
+    # Probabilities and 0/1 masks (ties at 0.5 on half-way samples), integer
+    # and fractional boxes, boxes partly or wholly off the image, thin ones.
+    rng = np.random.default_rng(seed)
+    mini = rng.uniform(0, 1, (24, 28, 28)).astype(np.float32)
+    mini[12:] = mini[12:] > 0.5
+    boxes = random_boxes(rng, 24, -15, 95, integer=seed % 2 == 0)
+    boxes[0] = [5, 5, 5.5, 60]
+    boxes[1] = [-30, -30, -10, -5]
+    boxes[2] = [0, 0, 64, 80]
+    for threshold in (0.5, 0.3):
+        got = instances.paste_masks(mini, boxes, (64, 80), threshold)
+        expected = masks.paste_masks(mini, boxes, (64, 80), threshold).numpy()
+        assert got.shape == (64, 80, 24) and got.dtype == bool
+        np.testing.assert_array_equal(got, expected)
+    assert got[..., 1].sum() == 0 and got[..., 2].any()
+
+
+def test_paste_masks_round_trip_and_edge_cases():
+    full = ellipses(97, 173, 12, 5)[..., :-1]
+    boxes = instances.boxes_from_masks(full)
+    mini = instances.mini_masks(full, boxes, (56, 56))
+    back = instances.paste_masks(mini, boxes, (97, 173))
+    np.testing.assert_array_equal(back, masks.paste_masks(mini, boxes, (97, 173)).numpy())
+    assert (back == full).mean() > 0.99
+    assert instances.paste_masks(np.zeros((0, 28, 28)), np.zeros((0, 4)), (10, 12)).shape == (
+        10, 12, 0)
+    with pytest.raises(ValueError, match="threshold"):
+        instances.paste_masks(mini, boxes, (97, 173), threshold=0.0)
+
+
 WINDOWS = [([0, 0, 97, 173], (97, 173), False), ([0, 0, 97, 173], (97, 173), True),
            ([-10, -20, 107, 193], (234, 426), False), ([20, 31.5, 80, 140], (97, 173), True),
            ([3.25, 0, 60.75, 99], (120, 200), False), ([50, 90, 51, 91], (40, 40), True)]
