@@ -22,6 +22,8 @@ Feature maps and their strides relative to the molded image:
 
 import keras
 
+from mrcnn.modeling.strip_conv import StripConv2D
+
 # Residual blocks of stages 2..5 (res2..res5 / keras-applications conv2..conv5):
 # one conv block 'a', then identity blocks 'b', 'c', ... (stage 4 of
 # resnet101: 'b'..'w'). resnet14 keeps only the conv block 'a' of each stage
@@ -230,8 +232,8 @@ def build_fpn(c2, c3, c4, c5, pyramid_size=256):
     p3 = top_down(p4, c3, 3)
     p2 = top_down(p3, c2, 2)
 
-    def smooth(p, level):
-        return keras.layers.Conv2D(
+    def smooth(p, level):  # in row strips on one image where faster (strip_conv.py)
+        return StripConv2D(
             pyramid_size, 3, padding="same", name=f"fpn_p{level}"
         )(p)
 

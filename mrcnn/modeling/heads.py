@@ -24,6 +24,7 @@ import keras
 from keras import ops
 
 from mrcnn.modeling.backbone import BatchNorm
+from mrcnn.modeling.strip_conv import StripConv2D
 
 
 def build_rpn_model(anchor_stride, anchors_per_location, depth, conv_filters=512):
@@ -52,7 +53,7 @@ def build_rpn_model(anchor_stride, anchors_per_location, depth, conv_filters=512
     feature_map = keras.Input(
         shape=(None, None, depth), name="input_rpn_feature_map"
     )
-    shared = keras.layers.Conv2D(
+    shared = StripConv2D(  # in row strips on one image where faster (strip_conv.py)
         int(conv_filters), 3, padding="same", activation="relu", strides=anchor_stride,
         name="rpn_conv_shared",
     )(feature_map)
