@@ -117,7 +117,7 @@ def _bottleneck_block(
     )(x)
     y = BatchNorm(train_bn=train_bn, name=bn_name + "2a")(y)
     y = keras.layers.Activation("relu", name=f"res{prefix}_branch2a_relu")(y)
-    y = keras.layers.Conv2D(
+    y = StripConv2D(  # in row strips on one image where faster (strip_conv.py)
         filters2, kernel_size, padding="same", use_bias=True,
         name=conv_name + "2b",
     )(y)

@@ -4,16 +4,19 @@ Shape shorthand:
     H, W: one feature map's size; C: its channels; F: the filters
     S: row strips, each of H / S rows and a halo of one row above and below
 
-TensorFlow's CPU convolution (oneDNN's brgconv) runs a batch of one large
-image 1.3x slower per FLOP than a batch of several smaller ones: on the
-FPN's and RPN's 3x3 convs on P2 at 1024 x 2048 (an AVX-512 Xeon, 2 cores),
-[1, 256, 512, 256] -> 512 filters at 237 GFLOP/s, the same as 4 strips
-[4, 66, 514, 256] (halo and padding included) at 305-316. Each output pixel
-is the same sum of the same products either way (the strips hold every
-pixel its 3x3 window reads), and the outputs are equal (tests). Inference
-only: the gradients of the strips are slower than the whole image's, and
-only op by op on TensorFlow's CPU kernels (XLA, JAX and GPUs convolve as
-they do; a batch of several images is already fast).
+TensorFlow's CPU convolution (oneDNN's brgconv) runs a batch of one image
+with 256 or more channels up to 1.6x slower per FLOP than a batch of
+several smaller ones. On an AVX-512 Xeon (2 cores), ResNet-50 at 1024 x
+2048: the RPN's 3x3 256->512 on P2 runs at 237 GFLOP/s on [1, 256, 512,
+256] and at 305-316 as 4 strips [4, 66, 514, 256] (halo and padding
+included); the FPN's 3x3 on P2 245 -> 290; res4's 3x3 (64 x 128) 39 -> 34
+ms, res5's (32 x 64, 512 channels) 54 -> 34 ms. With 64 or 128 channels
+(res2, res3) the strips are 10-15 % slower, so those stay whole. Each
+output pixel is the same sum of the same products either way (the strips
+hold every pixel its 3x3 window reads), and the outputs are equal (tests).
+Inference only: the gradients of the strips are slower than the whole
+image's; and only op by op on TensorFlow's CPU kernels (XLA, JAX and GPUs
+convolve as they do; a batch of several images is already fast).
 """
 
 import keras
@@ -21,17 +24,19 @@ from keras import ops
 
 from mrcnn.modeling import kernels
 
-MIN_STRIP_ROWS = 16
+MIN_STRIP_ROWS = 8
+MIN_CHANNELS = 256
 
 
 def strip_count(shape, kernel_size, strides, dilation_rate, padding):
     """How many row strips a "same" convolution of `shape` [B, H, W, C] is
     split into: 4 or 2 (of at least MIN_STRIP_ROWS rows each, H divisible),
-    or 1 (not split: a batch other than one, an unknown size, a stride or
-    dilation, an even kernel)."""
-    batch, height = shape[0], shape[1]
+    or 1 (not split: a batch other than one, fewer than MIN_CHANNELS input
+    channels, an unknown size, a stride or dilation, an even kernel)."""
+    batch, height, channels = shape[0], shape[1], shape[-1]
     k = kernel_size[0]
     if (batch != 1 or height is None or shape[2] is None or padding != "same"
+            or channels is None or channels < MIN_CHANNELS
             or tuple(strides) != (1, 1) or tuple(dilation_rate) != (1, 1)
             or kernel_size[0] != kernel_size[1] or k % 2 == 0):
         return 1

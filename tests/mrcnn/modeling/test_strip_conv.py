@@ -11,11 +11,13 @@ from mrcnn.modeling import strip_conv
 
 @pytest.mark.parametrize("shape, kernel, expected", [
     ((1, 256, 512, 256), (3, 3), 4), ((1, 64, 128, 256), (3, 3), 4),
-    ((1, 32, 64, 256), (3, 3), 2), ((1, 48, 64, 8), (3, 3), 2), ((1, 16, 32, 8), (3, 3), 1),
-    ((1, 66, 64, 8), (3, 3), 2), ((1, 62, 64, 8), (3, 3), 2), ((1, 31, 64, 8), (3, 3), 1),
+    ((1, 32, 64, 512), (3, 3), 4), ((1, 16, 32, 256), (3, 3), 2), ((1, 8, 16, 256), (3, 3), 1),
+    ((1, 66, 64, 256), (3, 3), 2), ((1, 62, 64, 256), (3, 3), 2), ((1, 15, 64, 256), (3, 3), 1),
+    ((1, 256, 512, 128), (3, 3), 1), ((1, 256, 512, 64), (3, 3), 1),
     ((2, 256, 512, 256), (3, 3), 1), ((None, 256, 512, 256), (3, 3), 1),
-    ((1, None, None, 256), (3, 3), 1), ((1, 256, 512, 256), (2, 2), 1),
-    ((1, 256, 512, 256), (3, 5), 1), ((1, 256, 512, 256), (5, 5), 4),
+    ((1, None, None, 256), (3, 3), 1), ((1, 256, 512, None), (3, 3), 1),
+    ((1, 256, 512, 256), (2, 2), 1), ((1, 256, 512, 256), (3, 5), 1),
+    ((1, 256, 512, 256), (5, 5), 4),
 ])
 def test_strip_count(shape, kernel, expected):
     assert strip_conv.strip_count(shape, kernel, (1, 1), (1, 1), "same") == expected
@@ -57,9 +59,9 @@ def layer_pair(filters, kernel, activation, channels, seed):
 
 
 @pytest.mark.parametrize("shape, filters, kernel, activation", [
-    ((1, 64, 48, 16), 24, 3, "relu"), ((1, 34, 20, 8), 8, 3, None),
-    ((1, 32, 40, 8), 16, 5, "relu"), ((1, 16, 16, 8), 8, 3, "relu"),
-    ((2, 64, 48, 16), 24, 3, "relu"),
+    ((1, 64, 24, 256), 24, 3, "relu"), ((1, 34, 10, 256), 8, 3, None),
+    ((1, 32, 20, 256), 16, 5, "relu"), ((1, 8, 8, 256), 8, 3, "relu"),
+    ((1, 64, 24, 128), 24, 3, "relu"), ((2, 64, 24, 256), 24, 3, "relu"),
 ])
 def test_equals_the_whole_image_convolution(shape, filters, kernel, activation, monkeypatch):
     strip, plain = layer_pair(filters, kernel, activation, shape[-1], seed=sum(shape))
@@ -80,18 +82,20 @@ def test_equals_the_whole_image_convolution(shape, filters, kernel, activation, 
     np.testing.assert_array_equal(keras.ops.convert_to_numpy(strip(x, training=True)),
                                   expected)
     xla = tf.function(lambda x: strip(x), jit_compile=True)
+    # XLA's own convolution sums in another order: float rounding of sums of
+    # up to 6400 products of size ~1 (values ~80).
     np.testing.assert_allclose(keras.ops.convert_to_numpy(xla(x)), expected, rtol=1e-5,
-                               atol=1e-4)
+                               atol=1e-3)
     assert calls == []
 
 
 def test_config_round_trip_and_gradients_of_the_whole_image():
-    strip, plain = layer_pair(8, 3, "relu", 4, seed=0)
+    strip, plain = layer_pair(8, 3, "relu", 256, seed=0)
     config = strip.get_config()
     assert config == {**plain.get_config(), "name": "strip"}
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(strip))
     assert type(clone) is strip_conv.StripConv2D and clone.get_config() == config
-    x = tf.constant(np.random.default_rng(2).normal(size=(1, 32, 16, 4)).astype(np.float32))
+    x = tf.constant(np.random.default_rng(2).normal(size=(1, 32, 16, 256)).astype(np.float32))
     grads = []
     for layer in (strip, plain):
         with tf.GradientTape() as tape:
