@@ -269,18 +269,21 @@ def test_heads_train_bn(make_head, shape):
         not np.allclose(to_np(bn.moving_mean), 0.0) for bn in bns)
 
 
-def test_classifier_whole_window_conv_equals_the_convolution():
-    """The classifier's S x S conv runs as one matmul (heads.py says why):
-    same values and gradients as the Conv2D layer's own call."""
+@pytest.mark.parametrize("layer, shape", [("class_conv1", (6, 3, 3, 8)),
+                                          ("class_conv2", (6, 1, 1, 16))])
+def test_classifier_whole_window_conv_equals_the_convolution(layer, shape):
+    """The classifier's S x S conv and its 1 x 1 conv run as one matmul
+    each (heads.py says why): the same values and gradients as the Conv2D
+    layer's own call, to float rounding."""
     import tensorflow as tf
 
     from mrcnn.modeling.heads import _whole_window_conv
 
     head = FpnClassifierHead(5, pool_size=3, fc_layers_size=16)
     head.build((None, None, 3, 3, 8))
-    conv = head.class_conv1
+    conv = getattr(head, layer)
     conv.bias.assign(np.linspace(-1.0, 1.0, 16, dtype=np.float32))
-    x = tf.constant(features((6, 3, 3, 8), seed=2))
+    x = tf.constant(features(shape, seed=2))
     grads = []
     for fn in (conv, lambda t: _whole_window_conv(conv, t)):
         with tf.GradientTape() as tape:
