@@ -17,6 +17,8 @@ give the same masks as the TensorFlow functions, ties at 0.5 included
 (tests/mrcnn/data/test_instances.py).
 """
 
+import mmap
+
 import numpy as np
 
 
@@ -140,7 +142,7 @@ def paste_masks(mini, boxes, image_shape, threshold=0.5):
     boxes = np.asarray(boxes, f32).reshape(-1, 4)
     height, width = int(image_shape[0]), int(image_shape[1])
     n, mh, mw = mini.shape
-    out = np.zeros((height, width, n), bool)
+    out = zeros_in_small_pages((height, width, n))
     if n == 0:
         return out
     y1, x1, y2, x2 = boxes.T
@@ -152,22 +154,28 @@ def paste_masks(mini, boxes, image_shape, threshold=0.5):
     crop = resample_boxes(regions, (mh + 2, mw + 2), (height, width))
     top, bottom, y_lerp, y_on = sample_points(crop[:, 0], crop[:, 2], mh + 2, height)
     left, right, x_lerp, x_on = sample_points(crop[:, 1], crop[:, 3], mw + 2, width)
-    # The kernel's interpolation along x, for every mini-mask row: [N, h + 2, W]
-    # (the rows `top` and `bottom` of this are its `upper` and `lower`).
-    at_left = np.take_along_axis(padded, left[:, None, :], axis=2)
-    along_x = at_left + (np.take_along_axis(padded, right[:, None, :], axis=2) - at_left) \
-        * x_lerp[:, None, :]
     # Rows and columns that touch a mask cell (not only the zero border):
     # one contiguous run of each per instance, its box and a pixel around it.
     rows = y_on & (bottom >= 1) & (top <= mh)  # [N, H]
     cols = x_on & (right >= 1) & (left <= mw)  # [N, W]
+    first_col, col_count = cols.argmax(axis=1), cols.sum(axis=1)
+    span = int(col_count.max())  # K, the widest run of columns
+    if span == 0:
+        return out
+    # The kernel's interpolation along x, for every mini-mask row, over each
+    # instance's columns: [N, h + 2, K] (its rows `top` and `bottom` are the
+    # kernel's `upper` and `lower`).
+    window = np.minimum(first_col[:, None] + np.arange(span), width - 1)  # [N, K]
+    left, right, x_lerp = (np.take_along_axis(v, window, axis=1)[:, None, :]
+                           for v in (left, right, x_lerp))
+    at_left = np.take_along_axis(padded, left, axis=2)
+    along_x = at_left + (np.take_along_axis(padded, right, axis=2) - at_left) * x_lerp
     inst, y = np.nonzero(rows)  # R runs of pixels, one per (instance, row)
-    first_x = cols.argmax(axis=1)[inst]
-    counts = cols.sum(axis=1)[inst]
+    counts = col_count[inst]
     # Flat indices of each run's first pixel, then of every pixel (P).
-    upper_at = (inst * (mh + 2) + top[inst, y]) * width + first_x
-    lower_at = (inst * (mh + 2) + bottom[inst, y]) * width + first_x
-    out_at = (y * width + first_x) * n + inst
+    upper_at = (inst * (mh + 2) + top[inst, y]) * span
+    lower_at = (inst * (mh + 2) + bottom[inst, y]) * span
+    out_at = (y * width + first_col[inst]) * n + inst
     offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
     along_x = along_x.reshape(-1)
     upper = along_x[np.repeat(upper_at, counts) + offset]
@@ -176,6 +184,24 @@ def paste_masks(mini, boxes, image_shape, threshold=0.5):
     out.reshape(-1)[(np.repeat(out_at, counts) + offset * n)[on]] = True
     return out
 
+
+def zeros_in_small_pages(shape):
+    """np.zeros(shape, bool), in fresh anonymous memory (mmap) that NumPy
+    has not advised as transparent huge pages.
+
+    Why: NumPy advises every large array as huge pages; where the kernel's
+    THP defrag setting is "madvise" (a common default), a write to such an
+    array may first compact memory to find a free 2 MB page. The pasted
+    masks are large (1024 x 2048 x 100 is 200 MB) and mostly left zero:
+    pasting 100 small masks into them took 0.25-0.56 s that way, against
+    0.08 s in 4 KB pages (an AVX-512 Xeon VM, docs/benchmarks.md).
+    """
+    size = int(np.prod(shape))
+    if size == 0:
+        return np.zeros(shape, bool)
+    # Private, as any array's memory is (copy-on-write in a forked process).
+    private = {"flags": mmap.MAP_PRIVATE} if hasattr(mmap, "MAP_PRIVATE") else {}
+    return np.frombuffer(mmap.mmap(-1, size, **private), bool).reshape(shape)
 
 def transform_instances(boxes, mini, window, out_size, flip=False):
     """Move instances given as boxes + mini-masks into a new image frame.

@@ -1,6 +1,8 @@
 """mrcnn/data/instances.py, the NumPy twins of mrcnn/data/masks.py: the same
 boxes, mini-masks and moved instances as the TensorFlow functions."""
 
+import os
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -93,6 +95,21 @@ def test_paste_masks_round_trip_and_edge_cases():
     with pytest.raises(ValueError, match="threshold"):
         instances.paste_masks(mini, boxes, (97, 173), threshold=0.0)
 
+
+
+def test_zeros_in_small_pages():
+    out = instances.zeros_in_small_pages((7, 5, 3))
+    assert out.shape == (7, 5, 3) and out.dtype == bool and not out.any()
+    out[2, 3, 1] = True  # writable, and one element at a time
+    assert out.sum() == 1 and out[2, 3, 1]
+    assert instances.zeros_in_small_pages((4, 0, 2)).shape == (4, 0, 2)
+    if hasattr(os, "fork"):  # a forked child's writes stay its own
+        pid = os.fork()
+        if pid == 0:
+            out[0, 0, 0] = True
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert not out[0, 0, 0]
 
 WINDOWS = [([0, 0, 97, 173], (97, 173), False), ([0, 0, 97, 173], (97, 173), True),
            ([-10, -20, 107, 193], (234, 426), False), ([20, 31.5, 80, 140], (97, 173), True),
