@@ -203,6 +203,7 @@ def zeros_in_small_pages(shape):
     private = {"flags": mmap.MAP_PRIVATE} if hasattr(mmap, "MAP_PRIVATE") else {}
     return np.frombuffer(mmap.mmap(-1, size, **private), bool).reshape(shape)
 
+
 def transform_instances(boxes, mini, window, out_size, flip=False):
     """Move instances given as boxes + mini-masks into a new image frame.
 
